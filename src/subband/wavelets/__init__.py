@@ -1,0 +1,17 @@
+"""Differentiable discrete wavelet transforms with PyWavelets' API, on any device."""
+
+from ._dwt import (
+    dwt, dwt2, dwt_coeff_len, dwt_max_level, dwtn, idwt, idwt2, idwtn,
+    wavedec, wavedec2, wavedecn, waverec, waverec2, waverecn,
+)  # fmt: skip
+from ._filters import DISCRETE_WAVELETS, MODES, Wavelet, as_wavelet
+from ._pad import pad
+from ._swt import iswt, iswt2, swt, swt2, swt_max_level
+
+__all__ = [
+    "DISCRETE_WAVELETS", "MODES", "Wavelet", "as_wavelet", "pad",
+    "dwt", "idwt", "dwt2", "idwt2", "dwtn", "idwtn",
+    "wavedec", "waverec", "wavedec2", "waverec2", "wavedecn", "waverecn",
+    "swt", "iswt", "swt2", "iswt2",
+    "dwt_max_level", "dwt_coeff_len", "swt_max_level",
+]  # fmt: skip

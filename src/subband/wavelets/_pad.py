@@ -1,0 +1,134 @@
+"""Boundary extension along one axis, in all nine PyWavelets modes.
+
+Every mode is written as a gather (``index_select``) plus, where the mode needs it, a sign or a
+linear term in the edge samples, so any pad width works, including widths longer than the signal
+(the extension then continues the way PyWavelets continues it).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ._filters import check_mode
+
+__all__ = ["pad", "pad_axis"]
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(n: int, left: int, right: int, mode: str) -> tuple[list[int], list[float] | None, list[float] | None, list[float] | None]:
+    """Source index, sign, and weights of x[0] and x[n-1] for each output sample.
+
+    extended[i] = sign[i] * x[idx[i]] + w0[i] * x[0] + w1[i] * x[n - 1]
+    """
+    pos = range(-left, n + right)
+    if mode in ("periodic", "periodization"):
+        return [i % n for i in pos], None, None, None
+    if mode == "constant" or (n == 1 and mode in ("reflect", "antireflect", "smooth")):
+        return [min(max(i, 0), n - 1) for i in pos], None, None, None
+    if mode in ("symmetric", "antisymmetric"):  # half-sample (anti)symmetric, period 2n
+        idx, sign = [], []
+        for i in pos:
+            m = i % (2 * n)
+            idx.append(m if m < n else 2 * n - 1 - m)
+            sign.append(-1.0 if (mode == "antisymmetric" and (i // n) % 2) else 1.0)
+        return idx, (sign if mode == "antisymmetric" else None), None, None
+    if mode in ("reflect", "antireflect"):  # whole-sample (anti)symmetric, period 2(n-1)
+        p = 2 * (n - 1)
+        idx, sign, w0, w1 = [], [], [], []
+        for i in pos:
+            q, m = divmod(i, p)
+            idx.append(m if m < n else p - m)
+            if mode == "antireflect":  # odd reflection: a point reflection at each end plus drift
+                flip = m >= n
+                sign.append(-1.0 if flip else 1.0)
+                w0.append(-2.0 * q)
+                w1.append(2.0 * q + (2.0 if flip else 0.0))
+        if mode == "reflect":
+            return idx, None, None, None
+        return idx, sign, w0, w1
+    if mode == "smooth":  # linear extrapolation of the first / last two samples
+        idx, sign, w0, w1 = [], [], [], []
+        for i in pos:
+            if i < 0:  # x0 + (-i)(x0 - x1)
+                idx.append(1), sign.append(float(i)), w0.append(1.0 - i), w1.append(0.0)
+            elif i >= n:  # x[n-1] + k (x[n-1] - x[n-2])
+                k = i - n + 1
+                idx.append(n - 2), sign.append(float(-k)), w0.append(0.0), w1.append(1.0 + k)
+            else:
+                idx.append(i), sign.append(1.0), w0.append(0.0), w1.append(0.0)
+        return idx, sign, w0, w1
+    raise AssertionError(mode)
+
+
+def pad_axis(x: torch.Tensor, left: int, right: int, mode: str, dim: int = -1) -> torch.Tensor:
+    """Extend ``x`` along ``dim`` by ``left`` and ``right`` samples with boundary ``mode``.
+
+    ``periodization`` pads like ``periodic`` here; the odd-length promotion that PyWavelets does
+    for ``periodization`` is the transform's job.
+    """
+    if left < 0 or right < 0:
+        raise ValueError(f"pad widths must be >= 0, got ({left}, {right})")
+    if left == 0 and right == 0:
+        return x
+    dim = dim % x.ndim
+    n = x.shape[dim]
+    if n == 0:
+        raise ValueError("cannot extend an empty axis")
+    if mode == "zero":
+        shape = list(x.shape)
+        parts = []
+        if left:
+            shape[dim] = left
+            parts.append(x.new_zeros(shape))
+        parts.append(x)
+        if right:
+            shape[dim] = right
+            parts.append(x.new_zeros(shape))
+        return torch.cat(parts, dim)
+    idx, sign, w0, w1 = _plan(n, left, right, mode)
+    out = x.index_select(dim, torch.tensor(idx, device=x.device))
+    if sign is None:
+        return out
+    view = [1] * x.ndim
+    view[dim] = -1
+
+    def vec(v: list[float]) -> torch.Tensor:
+        return torch.tensor(v, dtype=x.dtype, device=x.device).view(view)
+
+    out = out * vec(sign)
+    if w0 is not None and w1 is not None:
+        out = out + vec(w0) * x.narrow(dim, 0, 1) + vec(w1) * x.narrow(dim, n - 1, 1)
+    return out
+
+
+def pad(x: torch.Tensor, pad_widths: int | tuple, mode: str) -> torch.Tensor:
+    """Extend every axis of ``x`` like ``pywt.pad``.
+
+    Args:
+        x: tensor to extend.
+        pad_widths: ``int`` for every side of every axis, ``(before, after)`` for every axis, or
+            ``((before_1, after_1), ..., (before_N, after_N))``.
+        mode: one of the nine boundary modes.
+
+    Example:
+        >>> pad(torch.tensor([1., 2., 3.]), 2, "symmetric")
+        tensor([2., 1., 1., 2., 3., 3., 2.])
+    """
+    check_mode(mode)
+    if isinstance(pad_widths, int):
+        widths = [(pad_widths, pad_widths)] * x.ndim
+    elif len(pad_widths) == 2 and all(isinstance(p, int) for p in pad_widths):
+        widths = [tuple(pad_widths)] * x.ndim  # type: ignore[list-item]
+    elif len(pad_widths) == 1:
+        widths = [tuple(pad_widths[0])] * x.ndim
+    else:
+        widths = [tuple(p) for p in pad_widths]
+    if len(widths) != x.ndim:
+        raise ValueError(f"pad_widths has {len(widths)} entries for a {x.ndim}-d tensor")
+    for d, (lo, hi) in enumerate(widths):
+        if mode == "periodization" and x.shape[d] % 2:
+            x = pad_axis(x, 0, 1, "constant", d)
+        x = pad_axis(x, int(lo), int(hi), mode, d)
+    return x
