@@ -1,12 +1,25 @@
 """Differentiable discrete wavelet transforms with PyWavelets' API, on any device."""
 
 from ._dwt import (
-    dwt, dwt2, dwt_coeff_len, dwt_max_level, dwtn, idwt, idwt2, idwtn,
-    wavedec, wavedec2, wavedecn, waverec, waverec2, waverecn,
+    dwt,
+    dwt2,
+    dwt_coeff_len,
+    dwt_max_level,
+    dwtn,
+    idwt,
+    idwt2,
+    idwtn,
+    wavedec,
+    wavedec2,
+    wavedecn,
+    waverec,
+    waverec2,
+    waverecn,
 )  # fmt: skip
 from ._filters import DISCRETE_WAVELETS, MODES, Wavelet, as_wavelet
 from ._pad import pad
 from ._swt import iswt, iswt2, swt, swt2, swt_max_level
+from .modules import DWT1d, DWT2d, DWT3d, IDWT1d, IDWT2d, IDWT3d, ISWT1d, ISWT2d, SWT1d, SWT2d
 
 __all__ = [
     "DISCRETE_WAVELETS", "MODES", "Wavelet", "as_wavelet", "pad",
@@ -14,4 +27,5 @@ __all__ = [
     "wavedec", "waverec", "wavedec2", "waverec2", "wavedecn", "waverecn",
     "swt", "iswt", "swt2", "iswt2",
     "dwt_max_level", "dwt_coeff_len", "swt_max_level",
+    "DWT1d", "IDWT1d", "DWT2d", "IDWT2d", "DWT3d", "IDWT3d", "SWT1d", "ISWT1d", "SWT2d", "ISWT2d",
 ]  # fmt: skip

@@ -19,7 +19,6 @@ can hold them as buffers.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -102,14 +101,9 @@ def synthesis(c: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     return y
 
 
-@functools.lru_cache(maxsize=None)
-def _bands(k: int) -> tuple[str, ...]:
+def band_keys(k: int) -> tuple[str, ...]:
     """Band keys in band-stack order: ``('aa', 'ad', 'da', 'dd')`` for k=2."""
     return tuple("".join("ad"[(b >> (k - 1 - i)) & 1] for i in range(k)) for b in range(2**k))
-
-
-def band_keys(k: int) -> tuple[str, ...]:
-    return _bands(k)
 
 
 def max_level(n: int, flen: int) -> int:

@@ -9,6 +9,7 @@ follows the input's device and dtype, and is differentiable.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,9 +36,7 @@ def as_float_tensor(x: Any, what: str = "data") -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     if not (x.is_floating_point() or x.is_complex()):
-        raise TypeError(
-            f"{what} must be a floating-point tensor, got {x.dtype}; convert it first, e.g. x.float()"
-        )
+        raise TypeError(f"{what} must be a floating-point tensor, got {x.dtype}; convert it first, e.g. x.float()")
     return x
 
 
@@ -74,15 +73,25 @@ def dwt_coeff_len(data_len: int, filter_len: int | WaveletLike, mode: str) -> in
 
 
 def _check_level(sizes: Sequence[int], flen: int, level: int | None) -> int:
+    """PyWavelets' rule (warn past ``dwt_max_level``), plus an error past ``log2(size)`` halvings."""
     top = min(_core.max_level(s, flen) for s in sizes)
     if level is None:
         return top
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise TypeError(f"level must be an int or None, got {type(level).__name__}")
     if level < 0:
         raise ValueError(f"level must be >= 0, got {level}")
-    if level > top:
+    hard = min(sizes).bit_length() - 1  # floor(log2(size)): beyond it the signal is used up
+    if level > hard:
         raise ValueError(
-            f"level {level} is too high for sizes {tuple(sizes)} with a filter of length {flen}: "
-            f"the maximum is {top} (see dwt_max_level)"
+            f"level {level} is too high for sizes {tuple(sizes)}: a size of {min(sizes)} halves at most "
+            f"{hard} times (and {top} levels avoid boundary effects with a filter of length {flen}, see dwt_max_level)"
+        )
+    if level > top:
+        warnings.warn(
+            f"Level value of {level} is too high: all coefficients will experience boundary effects.",
+            UserWarning,
+            stacklevel=3,
         )
     return level
 
@@ -97,7 +106,9 @@ def _analyze(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
         return _core.analysis(x, _core.analysis_kernel(w, k, x.dtype, x.device), mode)
     kl, kc = k - _MAX_AXES, _MAX_AXES  # leading axes, last chunk
     B, Nl = x.shape[0], tuple(x.shape[1 : 1 + kl])
-    y = _core.analysis(x.reshape((-1,) + tuple(x.shape[1 + kl :])), _core.analysis_kernel(w, kc, x.dtype, x.device), mode)
+    y = _core.analysis(
+        x.reshape((-1,) + tuple(x.shape[1 + kl :])), _core.analysis_kernel(w, kc, x.dtype, x.device), mode
+    )
     nc = tuple(y.shape[2:])
     # (B*prod Nl, 2**kc, *nc) -> (B, 2**kc, *nc, *Nl) -> (B*2**kc*prod nc, *Nl)
     y = y.reshape((B,) + Nl + (2**kc,) + nc)
@@ -150,8 +161,7 @@ def _forward(x: torch.Tensor, w: Wavelet, mode: str, axes: tuple[int, ...]) -> d
     bands = _analyze(xb, w, mode)  # (B, 2**k, *n)
     n = tuple(bands.shape[2:])
     return {
-        key: bands[:, i].reshape(lead + n).movedim(ends, axes).to(dtype)
-        for i, key in enumerate(_core.band_keys(k))
+        key: bands[:, i].reshape(lead + n).movedim(ends, axes).to(dtype) for i, key in enumerate(_core.band_keys(k))
     }
 
 
@@ -168,7 +178,8 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
     shapes = {tuple(v.shape) for v in given.values()}
     if len(shapes) != 1:
         raise ValueError(
-            "all coefficients must have one shape, got " + ", ".join(f"{key}: {tuple(v.shape)}" for key, v in given.items())
+            "all coefficients must have one shape, got "
+            + ", ".join(f"{key}: {tuple(v.shape)}" for key, v in given.items())
         )
     ref = next(iter(given.values()))
     if ref.ndim < k:
@@ -183,7 +194,9 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
     moved = ref.movedim(axes, ends).shape
     lead, n = tuple(moved[: ref.ndim - k]), tuple(moved[ref.ndim - k :])
     if mode != "periodization" and any(2 * s - w.dec_len + 2 < 1 for s in n):
-        raise ValueError(f"coefficients of shape {n} along the axes are too short for {w.name!r} (filter length {w.dec_len})")
+        raise ValueError(
+            f"coefficients of shape {n} along the axes are too short for {w.name!r} (filter length {w.dec_len})"
+        )
     parts = {key: v.to(work).movedim(axes, ends).reshape((-1,) + n) for key, v in given.items()}
     like = next(iter(parts.values()))
     bands = torch.stack([parts[key] if key in parts else torch.zeros_like(like) for key in keys], 1)
@@ -194,7 +207,9 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
 # --------------------------------------------------------------------------- public API
 
 
-def dwtn(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+def dwtn(
+    data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] | None = None
+) -> dict[str, torch.Tensor]:
     """Single-level n-D DWT, like ``pywt.dwtn``.
 
     Args:
@@ -211,7 +226,13 @@ def dwtn(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", a
     return _forward(data, as_wavelet(wavelet), check_mode(mode), normalize_axes(axes, data.ndim))
 
 
-def idwtn(coeffs: dict[str, torch.Tensor | None], wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] | None = None) -> torch.Tensor:
+def idwtn(
+    coeffs: dict[str, torch.Tensor | None],
+    wavelet: WaveletLike,
+    *,
+    mode: str = "symmetric",
+    axes: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Single-level n-D inverse DWT, like ``pywt.idwtn``; ``None`` or missing keys are zeros."""
     if not isinstance(coeffs, dict):
         raise TypeError(f"coeffs must be a dict as returned by dwtn, got {type(coeffs).__name__}")
@@ -225,7 +246,9 @@ def idwtn(coeffs: dict[str, torch.Tensor | None], wavelet: WaveletLike, *, mode:
     return _inverse(coeffs, as_wavelet(wavelet), check_mode(mode), ax)
 
 
-def dwt(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", axis: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+def dwt(
+    data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", axis: int = -1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Single-level 1-D DWT along ``axis``: ``(cA, cD)``, like ``pywt.dwt``.
 
     Example:
@@ -237,7 +260,9 @@ def dwt(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", ax
     return c["a"], c["d"]
 
 
-def idwt(cA: torch.Tensor | None, cD: torch.Tensor | None, wavelet: WaveletLike, *, mode: str = "symmetric", axis: int = -1) -> torch.Tensor:
+def idwt(
+    cA: torch.Tensor | None, cD: torch.Tensor | None, wavelet: WaveletLike, *, mode: str = "symmetric", axis: int = -1
+) -> torch.Tensor:
     """Single-level 1-D inverse DWT, like ``pywt.idwt``; either input may be ``None``."""
     ref = cA if cA is not None else cD
     if ref is None:
@@ -245,7 +270,9 @@ def idwt(cA: torch.Tensor | None, cD: torch.Tensor | None, wavelet: WaveletLike,
     return idwtn({"a": cA, "d": cD}, wavelet, mode=mode, axes=(normalize_axes((axis,), ref.ndim)[0],))
 
 
-def dwt2(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] = (-2, -1)) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def dwt2(
+    data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] = (-2, -1)
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Single-level 2-D DWT: ``(cA, (cH, cV, cD))``, like ``pywt.dwt2``."""
     if len(axes) != 2:
         raise ValueError(f"dwt2 needs exactly two axes, got {tuple(axes)}")
@@ -253,7 +280,9 @@ def dwt2(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", a
     return c["aa"], (c["da"], c["ad"], c["dd"])
 
 
-def idwt2(coeffs: tuple, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] = (-2, -1)) -> torch.Tensor:
+def idwt2(
+    coeffs: tuple, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] = (-2, -1)
+) -> torch.Tensor:
     """Single-level 2-D inverse DWT of ``(cA, (cH, cV, cD))``, like ``pywt.idwt2``."""
     if len(axes) != 2:
         raise ValueError(f"idwt2 needs exactly two axes, got {tuple(axes)}")
@@ -277,7 +306,14 @@ def _unpack2(coeffs: Any) -> tuple[Any, tuple[Any, Any, Any]]:
     return cA, (cH, cV, cD)
 
 
-def wavedecn(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", level: int | None = None, axes: Sequence[int] | None = None) -> list:
+def wavedecn(
+    data: torch.Tensor,
+    wavelet: WaveletLike,
+    *,
+    mode: str = "symmetric",
+    level: int | None = None,
+    axes: Sequence[int] | None = None,
+) -> list:
     """Multilevel n-D DWT: ``[cAn, {details_n}, ..., {details_1}]``, like ``pywt.wavedecn``."""
     data = as_float_tensor(data)
     w, mode, ax = as_wavelet(wavelet), check_mode(mode), normalize_axes(axes, data.ndim)
@@ -292,7 +328,9 @@ def wavedecn(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric
     return out[::-1]
 
 
-def waverecn(coeffs: Sequence, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] | None = None) -> torch.Tensor:
+def waverecn(
+    coeffs: Sequence, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] | None = None
+) -> torch.Tensor:
     """Inverse of :func:`wavedecn`, like ``pywt.waverecn``."""
     if not isinstance(coeffs, (list, tuple)) or len(coeffs) == 0:
         raise ValueError("coeffs must be a non-empty list [cAn, {details_n}, ..., {details_1}]")
@@ -328,13 +366,17 @@ def _match(a: torch.Tensor | None, d: dict, axes: tuple[int, ...], level: int) -
     return a[tuple(slice(s) for s in ref.shape)]
 
 
-def wavedec(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", level: int | None = None, axis: int = -1) -> list[torch.Tensor]:
+def wavedec(
+    data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", level: int | None = None, axis: int = -1
+) -> list[torch.Tensor]:
     """Multilevel 1-D DWT: ``[cAn, cDn, ..., cD1]``, like ``pywt.wavedec``."""
     c = wavedecn(data, wavelet, mode=mode, level=level, axes=(axis,))
     return [c[0]] + [d["d"] for d in c[1:]]
 
 
-def waverec(coeffs: Sequence[torch.Tensor | None], wavelet: WaveletLike, *, mode: str = "symmetric", axis: int = -1) -> torch.Tensor:
+def waverec(
+    coeffs: Sequence[torch.Tensor | None], wavelet: WaveletLike, *, mode: str = "symmetric", axis: int = -1
+) -> torch.Tensor:
     """Inverse of :func:`wavedec`, like ``pywt.waverec``."""
     if not isinstance(coeffs, (list, tuple)) or len(coeffs) < 1:
         raise ValueError("coeffs must be a non-empty list [cAn, cDn, ..., cD1]")
@@ -345,7 +387,14 @@ def waverec(coeffs: Sequence[torch.Tensor | None], wavelet: WaveletLike, *, mode
     return waverecn([coeffs[0]] + [{"d": d} for d in coeffs[1:]], wavelet, mode=mode, axes=ax)
 
 
-def wavedec2(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric", level: int | None = None, axes: Sequence[int] = (-2, -1)) -> list:
+def wavedec2(
+    data: torch.Tensor,
+    wavelet: WaveletLike,
+    *,
+    mode: str = "symmetric",
+    level: int | None = None,
+    axes: Sequence[int] = (-2, -1),
+) -> list:
     """Multilevel 2-D DWT: ``[cAn, (cHn, cVn, cDn), ..., (cH1, cV1, cD1)]``, like ``pywt.wavedec2``."""
     if len(axes) != 2:
         raise ValueError(f"wavedec2 needs exactly two axes, got {tuple(axes)}")
@@ -353,7 +402,9 @@ def wavedec2(data: torch.Tensor, wavelet: WaveletLike, *, mode: str = "symmetric
     return [c[0]] + [(d["da"], d["ad"], d["dd"]) for d in c[1:]]
 
 
-def waverec2(coeffs: Sequence, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] = (-2, -1)) -> torch.Tensor:
+def waverec2(
+    coeffs: Sequence, wavelet: WaveletLike, *, mode: str = "symmetric", axes: Sequence[int] = (-2, -1)
+) -> torch.Tensor:
     """Inverse of :func:`wavedec2`, like ``pywt.waverec2``."""
     if len(axes) != 2:
         raise ValueError(f"waverec2 needs exactly two axes, got {tuple(axes)}")

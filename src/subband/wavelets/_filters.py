@@ -59,7 +59,7 @@ class Wavelet:
 
     def __init__(
         self,
-        wavelet: Union[str, "pywt.Wavelet", "Wavelet", Sequence[Sequence[float]]],
+        wavelet: str | pywt.Wavelet | Wavelet | Sequence[Sequence[float]],
         name: str | None = None,
     ) -> None:
         if isinstance(wavelet, Wavelet):
@@ -67,9 +67,7 @@ class Wavelet:
         elif isinstance(wavelet, str):
             if wavelet not in DISCRETE_WAVELETS:
                 hint = (
-                    " (a continuous wavelet has no filter bank)"
-                    if wavelet in pywt.wavelist(kind="continuous")
-                    else ""
+                    " (a continuous wavelet has no filter bank)" if wavelet in pywt.wavelist(kind="continuous") else ""
                 )
                 raise ValueError(
                     f"unknown discrete wavelet {wavelet!r}{hint}; valid names are the families "

@@ -7,8 +7,6 @@ linear term in the edge samples, so any pad width works, including widths longer
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from ._filters import check_mode
@@ -16,8 +14,19 @@ from ._filters import check_mode
 __all__ = ["pad", "pad_axis"]
 
 
-@functools.lru_cache(maxsize=512)
-def _plan(n: int, left: int, right: int, mode: str) -> tuple[list[int], list[float] | None, list[float] | None, list[float] | None]:
+_Plan = tuple[list[int], "list[float] | None", "list[float] | None", "list[float] | None"]
+_PLANS: dict[tuple[int, int, int, str], _Plan] = {}  # a plain dict: torch.compile traces it without warnings
+
+
+def _plan(n: int, left: int, right: int, mode: str) -> _Plan:
+    key = (n, left, right, mode)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _make_plan(n, left, right, mode)
+    return plan
+
+
+def _make_plan(n: int, left: int, right: int, mode: str) -> _Plan:
     """Source index, sign, and weights of x[0] and x[n-1] for each output sample.
 
     extended[i] = sign[i] * x[idx[i]] + w0[i] * x[0] + w1[i] * x[n - 1]

@@ -124,9 +124,7 @@ def swt(
         im = swt(x.imag, wavelet, level=level, start_level=start_level, axis=axis, trim_approx=trim_approx, norm=norm)
         return [_cplx(r, i) for r, i in zip(re, im)]
     levels = _forward(x, _bank(wavelet, norm), ax, level, start_level)
-    pairs = [
-        tuple(y.select(-2, b).movedim(-1, ax[0]).to(dtype) for b in range(2)) for y in reversed(levels)
-    ]
+    pairs = [tuple(y.select(-2, b).movedim(-1, ax[0]).to(dtype) for b in range(2)) for y in reversed(levels)]
     if trim_approx:
         return [pairs[0][0]] + [p[1] for p in pairs]
     return pairs
@@ -200,7 +198,9 @@ def swt2(
     return out
 
 
-def iswt2(coeffs: Sequence, wavelet: WaveletLike, *, norm: bool = False, axes: Sequence[int] = (-2, -1)) -> torch.Tensor:
+def iswt2(
+    coeffs: Sequence, wavelet: WaveletLike, *, norm: bool = False, axes: Sequence[int] = (-2, -1)
+) -> torch.Tensor:
     """Inverse of :func:`swt2` (either output format), like ``pywt.iswt2``."""
     if len(axes) != 2:
         raise ValueError(f"iswt2 needs exactly two axes, got {tuple(axes)}")
@@ -212,7 +212,9 @@ def iswt2(coeffs: Sequence, wavelet: WaveletLike, *, norm: bool = False, axes: S
         cA, details = coeffs[0][0], [_unpack2(c)[1] for c in coeffs]
     parts = [as_float_tensor(c, "coefficient") for c in [cA, *[t for d in details for t in d]]]
     if len({tuple(p.shape) for p in parts}) != 1:
-        raise ValueError(f"all stationary coefficients must have one shape, got {sorted({tuple(p.shape) for p in parts})}")
+        raise ValueError(
+            f"all stationary coefficients must have one shape, got {sorted({tuple(p.shape) for p in parts})}"
+        )
     ax = normalize_axes(axes, cA.ndim)
     ends = (cA.ndim - 2, cA.ndim - 1)
     dtype = parts[0].dtype

@@ -1,0 +1,205 @@
+"""Identities and behaviour: perfect reconstruction, a hand-worked Haar example, gradients,
+NaN propagation, modules against functions, and clear errors on bad input."""
+
+import math
+
+import pytest
+import pywt
+import torch
+
+import subband.wavelets as sw
+from tests.tolerances import assert_close
+
+pytestmark = pytest.mark.filterwarnings("ignore:Level value of .* is too high")
+
+
+def test_haar_by_hand():
+    # x = [1, 2, 3, 4]: cA = (x0 + x1, x2 + x3) / sqrt2, cD = (x0 - x1, x2 - x3) / sqrt2
+    s = 1 / math.sqrt(2)
+    cA, cD = sw.dwt(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64), "haar")
+    assert_close(cA, [3 * s, 7 * s])
+    assert_close(cD, [-s, -s])
+    # 2-D on [[1, 2], [3, 4]]: cA = 10/2, cH (detail down the rows) = (1+2-3-4)/2, cV = (1-2+3-4)/2, cD = (1-2-3+4)/2
+    cA, (cH, cV, cD) = sw.dwt2(torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64), "haar")
+    assert_close(cA, [[5.0]])
+    assert_close(cH, [[-2.0]])
+    assert_close(cV, [[-1.0]])
+    assert_close(cD, [[0.0]])
+
+
+@pytest.mark.parametrize("mode", sw.MODES)
+@pytest.mark.parametrize("wavelet", ["haar", "db4", "sym6", "bior4.4", "coif3"])
+def test_perfect_reconstruction(mode, wavelet):
+    x = torch.randn(2, 3, 45, 38, dtype=torch.float64)
+    y = sw.waverec2(sw.wavedec2(x, wavelet, mode=mode, level=2), wavelet, mode=mode)
+    assert_close(y[..., :45, :38], x)
+    v = torch.randn(2, 11, 12, 13, dtype=torch.float64)
+    y = sw.waverecn(sw.wavedecn(v, wavelet, mode=mode, level=1, axes=(1, 2, 3)), wavelet, mode=mode, axes=(1, 2, 3))
+    assert_close(y[:, :11, :12, :13], v)
+
+
+def test_orthogonal_periodization_preserves_energy():
+    x = torch.randn(4, 64, 64, dtype=torch.float64)
+    c = sw.wavedec2(x, "db4", mode="periodization", level=3)
+    energy = c[0].pow(2).sum() + sum(d.pow(2).sum() for level in c[1:] for d in level)
+    assert_close(energy, x.pow(2).sum())
+
+
+@pytest.mark.parametrize("mode", ["zero", "symmetric", "periodization", "smooth", "antireflect"])
+def test_gradcheck_forward_and_inverse(mode):
+    x = torch.randn(2, 9, 10, dtype=torch.float64, requires_grad=True)
+
+    def fwd(t):
+        c = sw.wavedec2(t, "db2", mode=mode, level=2)
+        return (c[0], *c[1], *c[2])
+
+    assert torch.autograd.gradcheck(fwd, (x,))
+    coeffs = [t.detach().requires_grad_() for t in fwd(x)]
+
+    def inv(a, h2, v2, d2, h1, v1, d1):
+        return sw.waverec2([a, (h2, v2, d2), (h1, v1, d1)], "db2", mode=mode)
+
+    assert torch.autograd.gradcheck(inv, tuple(coeffs))
+
+
+def test_gradcheck_1d_3d_and_stationary():
+    x = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: tuple(sw.wavedec(t, "sym3", mode="reflect", level=1)), (x,))
+    assert torch.autograd.gradcheck(lambda t: sw.iswt(sw.swt(t, "db2", level=2), "db2") * t, (x,))
+    v = torch.randn(1, 6, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda t: tuple(sw.dwtn(t, "db2", mode="antisymmetric", axes=(1, 2, 3)).values()), (v,)
+    )
+
+
+def test_nan_in_nan_out():
+    x = torch.randn(1, 16, 16)
+    x[0, 5, 7] = float("nan")
+    cA, (cH, cV, cD) = sw.dwt2(x, "db2")
+    assert torch.isnan(cA).any() and not torch.isnan(cA).all()
+    assert torch.isnan(sw.idwt2((cA, (cH, cV, cD)), "db2")).any()
+
+
+def test_batch_dims_are_independent():
+    x = torch.randn(2, 3, 4, 20, 18, dtype=torch.float64)
+    batched = sw.wavedec2(x, "db3", mode="symmetric", level=2)
+    single = sw.wavedec2(x[1, 2, 3], "db3", mode="symmetric", level=2)
+    assert_close(batched[0][1, 2, 3], single[0])
+    assert_close(batched[2][1][1, 2, 3], single[2][1])
+
+
+@pytest.mark.parametrize(
+    "module, inverse, fn, kwargs",
+    [
+        (sw.DWT1d, sw.IDWT1d, sw.wavedec, dict(level=2, mode="zero")),
+        (sw.DWT2d, sw.IDWT2d, sw.wavedec2, dict(level=2, mode="periodization")),
+        (sw.DWT3d, sw.IDWT3d, sw.wavedecn, dict(level=1, mode="symmetric", axes=(-3, -2, -1))),
+    ],
+)
+def test_modules_agree_with_functions(module, inverse, fn, kwargs):
+    x = torch.randn(2, 3, 16, 16, 16)
+    m = module("db2", **kwargs)
+    got, ref = m(x), fn(x, "db2", **kwargs)
+    flat = lambda c: [t for e in c for t in (e.values() if isinstance(e, dict) else e if isinstance(e, tuple) else [e])]  # noqa: E731
+    for g, r in zip(flat(got), flat(ref)):
+        assert torch.equal(g, r)
+    inv_kwargs = {k: v for k, v in kwargs.items() if k != "level"}
+    y = inverse("db2", **inv_kwargs)(got)
+    assert_close(y[..., :16, :16, :16], x)
+    assert m.state_dict() == {}  # filters are non-persistent buffers
+    md = m.double()
+    assert md.dec_filters.dtype == torch.float64
+    assert flat(md(x.double()))[0].dtype == torch.float64
+
+
+def test_stationary_modules():
+    x = torch.randn(2, 16, 16)
+    c = sw.SWT2d("sym2", level=2)(x)
+    assert_close(sw.ISWT2d("sym2")(c), x)
+    c = sw.SWT1d("db1", level=3, trim_approx=True)(x)
+    assert len(c) == 4
+    assert_close(sw.ISWT1d("db1")(c), x)
+
+
+def test_wavelet_filters_match_pywt():
+    for name in ("db4", "bior3.5", "dmey"):
+        w, ref = sw.Wavelet(name), pywt.Wavelet(name)
+        for mine, theirs in zip(w.filter_bank, ref.filter_bank):
+            assert mine == pytest.approx(list(theirs))
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_unknown_wavelet_lists_families():
+    with pytest.raises(ValueError, match="unknown discrete wavelet 'db99'.*db1-db38"):
+        sw.dwt(torch.randn(8), "db99")
+    with pytest.raises(ValueError, match="continuous wavelet"):
+        sw.dwt(torch.randn(8), "morl")
+
+
+def test_unknown_mode_lists_modes():
+    with pytest.raises(ValueError, match="unknown boundary mode 'mirror'.*periodization"):
+        sw.dwt2(torch.randn(8, 8), "haar", mode="mirror")
+    with pytest.raises(ValueError, match="unknown boundary mode"):
+        sw.DWT2d("haar", mode="wrap")
+
+
+def test_bad_levels():
+    x = torch.randn(3, 32)
+    with pytest.raises(ValueError, match="level must be >= 0"):
+        sw.wavedec(x, "haar", level=-1)
+    with pytest.raises(ValueError, match="level 6 is too high.*at most 5"):
+        sw.wavedec(x, "haar", level=6)
+    with pytest.warns(UserWarning, match="boundary effects"):
+        sw.wavedec(x, "db4", level=3)  # pywt warns here too
+    with pytest.raises(ValueError, match="too high"):
+        sw.swt(x, "haar", level=6)
+    with pytest.raises(TypeError, match="level must be an int"):
+        sw.wavedec(x, "haar", level=1.5)
+
+
+def test_non_floating_and_non_tensor_inputs():
+    with pytest.raises(TypeError, match="floating-point tensor, got torch.int64.*float"):
+        sw.dwt(torch.arange(8), "haar")
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        sw.dwt([1.0, 2.0], "haar")
+
+
+def test_empty_or_too_small_input():
+    with pytest.raises(ValueError, match="empty axis"):
+        sw.dwt(torch.randn(3, 0), "haar")
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        sw.dwt(torch.randn(3, 1), "db2", mode="reflect")
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        sw.dwt(torch.randn(3, 4), "haar", axis=2)
+    with pytest.raises(ValueError, match="unique"):
+        sw.dwtn(torch.randn(4, 4), "haar", axes=(0, 0))
+
+
+def test_inverse_with_mismatched_coefficients():
+    cA, (cH, cV, cD) = sw.dwt2(torch.randn(16, 16), "db2")
+    with pytest.raises(ValueError, match="one shape"):
+        sw.idwt2((cA, (cH[:-1], cV, cD)), "db2")
+    with pytest.raises(ValueError, match=r"\(cA, \(cH, cV, cD\)\)"):
+        sw.idwt2((cA, cH), "db2")
+    with pytest.raises(ValueError, match="at least one"):
+        sw.idwt(None, None, "haar")
+    with pytest.raises(ValueError, match="invalid coefficient keys"):
+        sw.idwtn({"ax": cA}, "haar")
+    coeffs = sw.wavedec2(torch.randn(32, 32), "haar", level=2)
+    coeffs[0] = coeffs[0][:-2]
+    with pytest.raises(ValueError, match="does not fit"):
+        sw.waverec2(coeffs, "haar")
+
+
+def test_none_coefficients_are_zeros():
+    x = torch.randn(2, 20, dtype=torch.float64)
+    cA, cD = sw.dwt(x, "db2")
+    assert_close(sw.idwt(cA, None, "db2"), pywt.idwt(cA.numpy(), None, "db2"))
+    assert_close(sw.idwt(None, cD, "db2"), pywt.idwt(None, cD.numpy(), "db2"))
+
+
+def test_odd_custom_filter_is_refused():
+    with pytest.raises(ValueError, match="even"):
+        sw.Wavelet(([1, 1, 1], [1, 0, -1], [1, 1, 1], [1, 0, -1]))
