@@ -203,3 +203,20 @@ def test_none_coefficients_are_zeros():
 def test_odd_custom_filter_is_refused():
     with pytest.raises(ValueError, match="even"):
         sw.Wavelet(([1, 1, 1], [1, 0, -1], [1, 1, 1], [1, 0, -1]))
+
+
+def test_second_order_gradients_and_learnable_filters():
+    x = torch.randn(2, 10, 9, dtype=torch.float64, requires_grad=True)
+
+    def f(t):
+        c = sw.wavedec2(t, "db2", mode="symmetric", level=1)
+        return sw.waverec2(c, "db2", mode="symmetric").pow(2).sum() + c[1][2].pow(3).sum()
+
+    assert torch.autograd.gradgradcheck(lambda t: f(t), (x,))
+    # a custom filter bank whose filters require grad receives gradients
+    bank = [torch.tensor(f, dtype=torch.float64) for f in pywt.Wavelet("db2").filter_bank]
+    w = sw.Wavelet(bank)
+    w.dec_lo.requires_grad_()
+    cA, cD = sw.dwt(torch.randn(3, 16, dtype=torch.float64), w)
+    cA.sum().backward()
+    assert w.dec_lo.grad is not None and w.dec_lo.grad.abs().sum() > 0

@@ -39,23 +39,93 @@ def outer(filters: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def analysis_kernel(wavelet: Wavelet, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Conv weight ``(2**k, 1, F, ..., F)`` for a k-axis analysis step."""
-    f = wavelet.analysis(dtype, device)  # (2, F) flipped
-    return outer([f] * k).unsqueeze(1)
+def down_kernel(filters: torch.Tensor, k: int) -> torch.Tensor:
+    """Stride-2 conv weight ``(2**k, 1, F, ..., F)`` from a ``(2, F)`` pair of correlation filters."""
+    return outer([filters] * k).unsqueeze(1)
 
 
-def synthesis_kernel(wavelet: Wavelet, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Conv weight ``(2**k phases, 2**k bands, L, ..., L)`` for a k-axis polyphase synthesis."""
-    r = wavelet.synthesis(dtype, device)  # (2 bands, F)
-    L = r.shape[1] // 2
-    # h[p, b, k] = rec_b[2(L-1-k) + p]  -> per axis (2 phases, 2 bands, L)
-    h = r.view(2, L, 2).flip(1).permute(2, 0, 1)  # (p, b, k)
-    per_axis = h.reshape(4, L)  # index p*2 + b
-    w = outer([per_axis] * k)  # (4**k, L..): index bits interleave (p1 b1 p2 b2 ...)
+def up_kernel(filters: torch.Tensor, k: int) -> torch.Tensor:
+    """Polyphase conv weight ``(2**k phases, 2**k bands, L, ..., L)``: the transposed stride-2
+    convolution with the ``(2, F)`` filters, written as a stride-1 convolution per output phase."""
+    L = filters.shape[1] // 2
+    # h[p, b, k] = f_b[2(L-1-k) + p]  -> per axis (2 phases, 2 bands, L)
+    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (p, b, k)
+    w = outer([h.reshape(4, L)] * k)  # (4**k, L..): index bits interleave (p1 b1 p2 b2 ...)
     w = w.view((2, 2) * k + (L,) * k)
     perm = [2 * i for i in range(k)] + [2 * i + 1 for i in range(k)] + list(range(2 * k, 3 * k))
     return w.permute(perm).reshape((2**k, 2**k) + (L,) * k)
+
+
+def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Zero-pad every axis after the first two by ``p`` on both sides."""
+    return F.pad(x, (p, p) * (x.ndim - 2)) if p else x
+
+
+def _down_raw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    # (B, *Np) -> (B, 1, *Np) -> (B, 2**k, *n)
+    return _CONV[x.ndim - 1](x.unsqueeze(1), w, stride=2)
+
+
+def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    k, L = c.ndim - 2, w.shape[-1]
+    y = _CONV[k](c, w) if L > 1 else torch.einsum("pb,Bb...->Bp...", w.flatten(1), c)
+    # (B, 2**k phases, *m) -> (B, 2, .., 2, *m) -> (B, m1, 2, m2, 2, ...) -> (B, 2m1, 2m2, ...)
+    B, m = y.shape[0], y.shape[2:]
+    y = y.reshape((B,) + (2,) * k + tuple(m))
+    perm = [0] + [v for i in range(k) for v in (k + 1 + i, 1 + i)]
+    return y.permute(perm).reshape((B,) + tuple(2 * mi for mi in m))
+
+
+class _Down(torch.autograd.Function):
+    """Stride-2 analysis convolution whose backward is the fast polyphase form of its adjoint
+    (PyTorch's own conv backward goes through a transposed convolution, several times slower)."""
+
+    @staticmethod
+    def forward(ctx, x, w, w_adj):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(w, w_adj)
+        ctx.size = x.shape[1:]
+        return _down_raw(x, w)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        w, w_adj = ctx.saved_tensors
+        # adjoint: full transposed convolution = polyphase synthesis of g padded by L-1 zeros
+        gx = _Up.apply(_zero_pad(g, w_adj.shape[-1] - 1), w_adj, w)
+        extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd padded sizes: last sample unused
+        if any(extra):
+            gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
+        return gx, None, None
+
+
+class _Up(torch.autograd.Function):
+    """Polyphase synthesis whose backward is a stride-2 convolution (its adjoint)."""
+
+    @staticmethod
+    def forward(ctx, c, w, w_adj):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(w, w_adj)
+        return _up_raw(c, w)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        w, w_adj = ctx.saved_tensors
+        return _Down.apply(_zero_pad(g.unsqueeze(1), w_adj.shape[-1] - 2).squeeze(1), w_adj, w), None, None
+
+
+def down(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``x (B, *Np)`` correlated with the outer products of ``filters (2, F)``, stride 2: ``(B, 2**k, *n)``."""
+    k = x.ndim - 1
+    if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
+        return _down_raw(x, down_kernel(filters, k))
+    return _Down.apply(x, down_kernel(filters, k), up_kernel(filters, k))
+
+
+def up(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Transposed stride-2 convolution of ``c (B, 2**k, *n)`` with ``filters (2, F)``, keeping
+    outputs ``F-2 .. 2n-1`` of the full result: ``(B, *(2n - F + 2))``."""
+    k = c.ndim - 2
+    if filters.requires_grad:
+        return _up_raw(c, up_kernel(filters, k))
+    return _Up.apply(c, up_kernel(filters, k), down_kernel(filters, k))
 
 
 def out_len(n: int, flen: int, mode: str) -> int:
@@ -63,10 +133,10 @@ def out_len(n: int, flen: int, mode: str) -> int:
     return (n + 1) // 2 if mode == "periodization" else (n + flen - 1) // 2
 
 
-def analysis(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
     """``x (B, *N)`` with ``k = x.ndim - 1`` axes -> band-stacked ``(B, 2**k, *n)``."""
     k = x.ndim - 1
-    flen = kernel.shape[-1]
+    flen = w.dec_len
     for d in range(1, k + 1):
         n = x.shape[d]
         if mode == "periodization":
@@ -76,25 +146,18 @@ def analysis(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
         else:
             c = out_len(n, flen, mode)
             x = pad_axis(x, flen - 2, 2 * c - n, mode, d)
-    # (B, *Np) -> (B, 1, *Np) -> conv stride 2 -> (B, 2**k, *n)
-    return _CONV[k](x.unsqueeze(1), kernel, stride=2)
+    return down(x, w.analysis(x.dtype, x.device))
 
 
-def synthesis(c: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+def synthesis(c: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
     """Band-stacked ``c (B, 2**k, *n)`` -> signal ``(B, *N)``; ``N = 2n - F + 2`` (``2n`` periodized)."""
     k = c.ndim - 2
-    L = kernel.shape[-1]
+    L = w.dec_len // 2
     n = c.shape[2:]
     if mode == "periodization":
-        a = L // 2
         for d in range(2, k + 2):
-            c = pad_axis(c, a, a, "periodic", d)
-    y = _CONV[k](c, kernel) if L > 1 else torch.einsum("pb,Bb...->Bp...", kernel.flatten(1), c)
-    # (B, 2**k phases, *m) -> (B, 2, .., 2, *m) -> (B, m1, 2, m2, 2, ...) -> (B, 2m1, 2m2, ...)
-    B, m = y.shape[0], y.shape[2:]
-    y = y.reshape((B,) + (2,) * k + tuple(m))
-    perm = [0] + [v for i in range(k) for v in (k + 1 + i, 1 + i)]
-    y = y.permute(perm).reshape((B,) + tuple(2 * mi for mi in m))
+            c = pad_axis(c, L // 2, L // 2, "periodic", d)
+    y = up(c, w.synthesis(c.dtype, c.device))
     if mode == "periodization":
         start = 2 * (L // 2) - L + 1
         y = y[(slice(None),) + tuple(slice(start, start + 2 * ni) for ni in n)]

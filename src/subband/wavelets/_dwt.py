@@ -103,12 +103,10 @@ def _analyze(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
     """``(B, *N)`` -> band-stacked ``(B, 2**k, *n)``; more than three axes go in chunks."""
     k = x.ndim - 1
     if k <= _MAX_AXES:
-        return _core.analysis(x, _core.analysis_kernel(w, k, x.dtype, x.device), mode)
+        return _core.analysis(x, w, mode)
     kl, kc = k - _MAX_AXES, _MAX_AXES  # leading axes, last chunk
     B, Nl = x.shape[0], tuple(x.shape[1 : 1 + kl])
-    y = _core.analysis(
-        x.reshape((-1,) + tuple(x.shape[1 + kl :])), _core.analysis_kernel(w, kc, x.dtype, x.device), mode
-    )
+    y = _core.analysis(x.reshape((-1,) + tuple(x.shape[1 + kl :])), w, mode)
     nc = tuple(y.shape[2:])
     # (B*prod Nl, 2**kc, *nc) -> (B, 2**kc, *nc, *Nl) -> (B*2**kc*prod nc, *Nl)
     y = y.reshape((B,) + Nl + (2**kc,) + nc)
@@ -125,7 +123,7 @@ def _synthesize(bands: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
     """Band-stacked ``(B, 2**k, *n)`` -> ``(B, *N)``; the inverse of :func:`_analyze`."""
     k = bands.ndim - 2
     if k <= _MAX_AXES:
-        return _core.synthesis(bands, _core.synthesis_kernel(w, k, bands.dtype, bands.device), mode)
+        return _core.synthesis(bands, w, mode)
     kl, kc = k - _MAX_AXES, _MAX_AXES
     B, nl, nc = bands.shape[0], tuple(bands.shape[2 : 2 + kl]), tuple(bands.shape[2 + kl :])
     # (B, 2**kl, 2**kc, *nl, *nc) -> (B, 2**kc, *nc, 2**kl, *nl) -> (B*2**kc*prod nc, 2**kl, *nl)
@@ -136,7 +134,7 @@ def _synthesize(bands: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
     # (B, 2**kc, *nc, *Nl) -> (B, *Nl, 2**kc, *nc) -> (B*prod Nl, 2**kc, *nc)
     x = x.reshape((B, 2**kc) + nc + Nl)
     x = x.permute([0] + list(range(2 + kc, 2 + kc + kl)) + list(range(1, 2 + kc)))
-    y = _core.synthesis(x.reshape((-1, 2**kc) + nc), _core.synthesis_kernel(w, kc, x.dtype, x.device), mode)
+    y = _core.synthesis(x.reshape((-1, 2**kc) + nc), w, mode)
     return y.reshape((B,) + Nl + tuple(y.shape[1:]))
 
 
@@ -160,8 +158,10 @@ def _forward(x: torch.Tensor, w: Wavelet, mode: str, axes: tuple[int, ...]) -> d
         xb = xb.float()
     bands = _analyze(xb, w, mode)  # (B, 2**k, *n)
     n = tuple(bands.shape[2:])
+    # unbind (not indexing): its backward stacks the band gradients in one allocation
     return {
-        key: bands[:, i].reshape(lead + n).movedim(ends, axes).to(dtype) for i, key in enumerate(_core.band_keys(k))
+        key: band.reshape(lead + n).movedim(ends, axes).to(dtype)
+        for key, band in zip(_core.band_keys(k), bands.unbind(1))
     }
 
 

@@ -110,7 +110,8 @@ class Wavelet:
             else:
                 t = torch.stack([self.rec_lo, self.rec_hi])
             t = t.to(dtype=dtype, device=device)
-            self._cache[key] = t
+            if not t.requires_grad:  # learnable filters are rebuilt each call, inside the graph
+                self._cache[key] = t
         return t
 
     def analysis(self, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:

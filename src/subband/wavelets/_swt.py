@@ -62,7 +62,7 @@ def _forward(x: torch.Tensor, w: Wavelet, axes: tuple[int, ...], level: int, sta
     xm = x.movedim(axes, ends)
     lead, sizes = tuple(xm.shape[: x.ndim - k]), tuple(xm.shape[x.ndim - k :])
     a = xm.reshape((-1, 1) + sizes)  # (B, 1, *N)
-    kernel = _core.analysis_kernel(w, k, a.dtype, a.device)
+    kernel = _core.down_kernel(w.analysis(a.dtype, a.device), k)
     half = w.dec_len // 2
     out = []
     for j in range(start_level, start_level + level):
