@@ -61,46 +61,40 @@ def _grad_sum(out) -> torch.Tensor:
 
 
 def make_ops(lib: str, wavelet: str, level: int, mode: str, x: torch.Tensor, peers: dict):
-    """Returns (forward, inverse-of-precomputed, differentiable) closures, or None if unsupported."""
+    """Closures for one library: forward, inverse (of precomputed coefficients), forward+inverse,
+    and ``forward_of(t)`` for a backward pass (None where the library is not differentiable).
+    None where the library lacks the mode."""
     if lib == "subband":
-        coeffs = sw.wavedec2(x, wavelet, mode=mode, level=level)
-        return (
-            lambda t=x: sw.wavedec2(t, wavelet, mode=mode, level=level),
-            lambda: sw.waverec2(coeffs, wavelet, mode=mode),
-            lambda t: sw.waverec2(sw.wavedec2(t, wavelet, mode=mode, level=level), wavelet, mode=mode),
-            True,
-        )
-    if lib == "pywt":
+        fwd = lambda t=x: sw.wavedec2(t, wavelet, mode=mode, level=level)  # noqa: E731
+        inv = lambda c: sw.waverec2(c, wavelet, mode=mode)  # noqa: E731
+        differentiable = True
+    elif lib == "pywt":
         a = x.numpy()
-        coeffs = pywt.wavedec2(a, wavelet, mode=mode, level=level)
-        return (
-            lambda: pywt.wavedec2(a, wavelet, mode=mode, level=level),
-            lambda: pywt.waverec2(coeffs, wavelet, mode=mode),
-            None,
-            False,
-        )
-    if lib == "ptwt":
+        fwd = lambda t=a: pywt.wavedec2(t, wavelet, mode=mode, level=level)  # noqa: E731
+        inv = lambda c: pywt.waverec2(c, wavelet, mode=mode)  # noqa: E731
+        differentiable = False
+    elif lib == "ptwt":
         if mode == "periodization":  # not offered by ptwt
             return None
         ptwt = peers["ptwt"]
-        coeffs = ptwt.wavedec2(x, wavelet, mode=mode, level=level)
-        return (
-            lambda t=x: ptwt.wavedec2(t, wavelet, mode=mode, level=level),
-            lambda: ptwt.waverec2(coeffs, wavelet),
-            lambda t: ptwt.waverec2(ptwt.wavedec2(t, wavelet, mode=mode, level=level), wavelet),
-            True,
-        )
-    if lib == "pytorch_wavelets":
+        fwd = lambda t=x: ptwt.wavedec2(t, wavelet, mode=mode, level=level)  # noqa: E731
+        inv = lambda c: ptwt.waverec2(c, wavelet)  # noqa: E731
+        differentiable = True
+    elif lib == "pytorch_wavelets":
         ptw = peers["pytorch_wavelets"]
-        fwd, inv = ptw.DWTForward(J=level, wave=wavelet, mode=mode), ptw.DWTInverse(wave=wavelet, mode=mode)
-        coeffs = fwd(x)
-        return (
-            lambda t=x: fwd(t),
-            lambda: inv(coeffs),
-            lambda t: inv(fwd(t)),
-            True,
-        )
-    raise ValueError(lib)
+        f, i = ptw.DWTForward(J=level, wave=wavelet, mode=mode), ptw.DWTInverse(wave=wavelet, mode=mode)
+        fwd = lambda t=x: f(t)  # noqa: E731
+        inv = lambda c: i(c)  # noqa: E731
+        differentiable = True
+    else:
+        raise ValueError(lib)
+    coeffs = fwd()
+    return {
+        "forward": fwd,
+        "inverse": lambda: inv(coeffs),
+        "forward+inverse": lambda: inv(fwd()),
+        "forward_of": fwd if differentiable else None,
+    }
 
 
 def run(shape, threads, min_run_time, out, wavelets, levels, modes):
@@ -130,21 +124,16 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes):
                     ops = make_ops(lib, wavelet, level, mode, x, peers)
                     if ops is None:
                         continue
-                    fwd, inv, fwdinv_t, differentiable = ops
-                    timings = {
-                        "forward": timeit(fwd, min_run_time),
-                        "inverse": timeit(inv, min_run_time),
-                    }
-                    if fwdinv_t is not None:
-                        timings["forward+inverse"] = timeit(lambda f=fwdinv_t: f(x), min_run_time)
+                    timings = {op: timeit(ops[op], min_run_time) for op in ("forward", "inverse", "forward+inverse")}
+                    forward_of = ops["forward_of"]
+                    if forward_of is not None:
                         xg = x.clone().requires_grad_()
                         timings["forward+backward"] = timeit(
-                            lambda f=fwd, t=xg: _grad_sum(f(t)).backward(), min_run_time
+                            lambda f=forward_of, t=xg: _grad_sum(f(t)).backward(), min_run_time
                         )
-                        peak = peak_bytes(fwd)
+                        peak = peak_bytes(ops["forward"])
                     else:
-                        timings["forward+inverse"] = timeit(lambda: inv_of_fwd(fwd, wavelet, mode), min_run_time)
-                        peak = peak_bytes(fwd, numpy=True)
+                        peak = peak_bytes(ops["forward"], numpy=True)
                     for op, (med, iqr) in timings.items():
                         results[(case, lib, op)] = med
                         rows.append(
@@ -159,10 +148,6 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes):
     _print_tables(results, libs, floor_ms)
     write_rows(out, rows)
     print(f"\nwrote {len(rows)} rows to {out}")
-
-
-def inv_of_fwd(fwd, wavelet, mode):
-    return pywt.waverec2(fwd(), wavelet, mode=mode)
 
 
 def _print_tables(results, libs, floor_ms):
