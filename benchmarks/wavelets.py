@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import statistics
 import warnings
 
 import numpy as np
@@ -97,7 +98,7 @@ def make_ops(lib: str, wavelet: str, level: int, mode: str, x: torch.Tensor, pee
     }
 
 
-def run(shape, threads, min_run_time, out, wavelets, levels, modes):
+def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     peers = _peers()
@@ -120,30 +121,36 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes):
         for level in levels:
             for mode in modes:
                 case = f"{wavelet} J={level} {mode}"
-                for lib in libs:
-                    ops = make_ops(lib, wavelet, level, mode, x, peers)
-                    if ops is None:
-                        continue
-                    timings = {op: timeit(ops[op], min_run_time) for op in ("forward", "inverse", "forward+inverse")}
-                    forward_of = ops["forward_of"]
-                    if forward_of is not None:
-                        xg = x.clone().requires_grad_()
-                        timings["forward+backward"] = timeit(
-                            lambda f=forward_of, t=xg: _grad_sum(f(t)).backward(), min_run_time
-                        )
-                        peak = peak_bytes(ops["forward"])
-                    else:
-                        peak = peak_bytes(ops["forward"], numpy=True)
-                    for op, (med, iqr) in timings.items():
+                ops = {lib: make_ops(lib, wavelet, level, mode, x, peers) for lib in libs}
+                ops = {lib: o for lib, o in ops.items() if o is not None}
+                xg = x.clone().requires_grad_()
+                closures = {}
+                for lib, o in ops.items():
+                    for op in ("forward", "inverse", "forward+inverse"):
+                        closures[(lib, op)] = o[op]
+                    if o["forward_of"] is not None:
+                        closures[(lib, "forward+backward")] = lambda f=o["forward_of"]: _grad_sum(f(xg)).backward()
+                # rounds interleave the libraries, so a slow phase of a shared machine hits all of them
+                samples = {key: [] for key in closures}
+                for _ in range(rounds):
+                    for key, fn in closures.items():
+                        samples[key].append(timeit(fn, min_run_time / rounds))
+                for lib, o in ops.items():
+                    peak = peak_bytes(o["forward"], numpy=o["forward_of"] is None)
+                    results[(case, lib, "peak")] = peak / x.nbytes
+                    for (lib2, op), got in samples.items():
+                        if lib2 != lib:
+                            continue
+                        med = statistics.median(m for m, _ in got)
+                        iqr = statistics.median(q for _, q in got)
                         results[(case, lib, op)] = med
                         rows.append(
                             dict(
                                 case=case, wavelet=wavelet, level=level, mode=mode, lib=lib, op=op,
-                                version=versions[lib], median_ms=med, iqr_ms=iqr, shape=list(shape),
+                                version=versions[lib], median_ms=med, iqr_ms=iqr, rounds=rounds, shape=list(shape),
                                 dtype="float32", peak_forward_bytes=peak, input_bytes=x.nbytes, **env,
                             )
                         )  # fmt: skip
-                    results[(case, lib, "peak")] = peak / x.nbytes
                 print(f"  measured {case}", flush=True)
     _print_tables(results, libs, floor_ms)
     write_rows(out, rows)
@@ -184,13 +191,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shape", type=int, nargs="+", default=[16, 3, 256, 256])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement")
+    p.add_argument("--min-run-time", type=float, default=1.5, help="seconds per measurement, split over the rounds")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median over rounds is reported")
     p.add_argument("--wavelets", nargs="+", default=["haar", "db4"])
     p.add_argument("--levels", type=int, nargs="+", default=[1, 3])
     p.add_argument("--modes", nargs="+", default=["zero", "symmetric", "periodization"])
     p.add_argument("--out", default="bench-results/wavelets.jsonl")
     a = p.parse_args()
-    run(a.shape, a.threads, a.min_run_time, a.out, a.wavelets, a.levels, a.modes)
+    run(a.shape, a.threads, a.min_run_time, a.out, a.wavelets, a.levels, a.modes, a.rounds)
 
 
 if __name__ == "__main__":

@@ -62,12 +62,22 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def _down_raw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    k, flen = x.ndim - 1, w.shape[-1]
+    if k == 2 and flen > 2 and x.shape[1] % 2 == 0:
+        # oneDNN is ~25% faster with the two row phases as channels, channels-last, than with
+        # one channel and a stride-2 kernel: (B, Hp, Wp) -> (B, 2, Hp/2, Wp), kernel (L, F)
+        B, Hp, Wp = x.shape
+        z = x.view(B, Hp // 2, 2, Wp).permute(0, 2, 1, 3).contiguous(memory_format=torch.channels_last)
+        w2 = w.view(w.shape[0], flen // 2, 2, flen).permute(0, 2, 1, 3)  # (bands, row phase, L, F)
+        return F.conv2d(z, w2, stride=(1, 2)).contiguous()
     # (B, *Np) -> (B, 1, *Np) -> (B, 2**k, *n)
-    return _CONV[x.ndim - 1](x.unsqueeze(1), w, stride=2)
+    return _CONV[k](x.unsqueeze(1), w, stride=2)
 
 
 def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     k, L = c.ndim - 2, w.shape[-1]
+    if k == 2 and L > 1:  # channels-last is faster for this 4 -> 4 channel convolution
+        c = c.contiguous(memory_format=torch.channels_last)
     y = _CONV[k](c, w) if L > 1 else torch.einsum("pb,Bb...->Bp...", w.flatten(1), c)
     # (B, 2**k phases, *m) -> (B, 2, .., 2, *m) -> (B, m1, 2, m2, 2, ...) -> (B, 2m1, 2m2, ...)
     B, m = y.shape[0], y.shape[2:]
