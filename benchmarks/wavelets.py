@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as md
 import statistics
+import time
 import warnings
 
 import numpy as np
@@ -65,9 +66,11 @@ def make_ops(lib: str, wavelet: str, level: int, mode: str, x: torch.Tensor, pee
     """Closures for one library: forward, inverse (of precomputed coefficients), forward+inverse,
     and ``forward_of(t)`` for a backward pass (None where the library is not differentiable).
     None where the library lacks the mode."""
-    if lib == "subband":
+    if lib in ("subband", "subband+compile"):
         fwd = lambda t=x: sw.wavedec2(t, wavelet, mode=mode, level=level)  # noqa: E731
         inv = lambda c: sw.waverec2(c, wavelet, mode=mode)  # noqa: E731
+        if lib == "subband+compile":  # fused CPU loops; first calls (compilation) are the warm-up
+            fwd, inv = torch.compile(fwd), torch.compile(inv)
         differentiable = True
     elif lib == "pywt":
         a = x.numpy()
@@ -89,8 +92,12 @@ def make_ops(lib: str, wavelet: str, level: int, mode: str, x: torch.Tensor, pee
         differentiable = True
     else:
         raise ValueError(lib)
+    t0 = time.perf_counter()
     coeffs = fwd()
+    inv(coeffs)
+    first_call_s = time.perf_counter() - t0  # includes compilation for subband+compile
     return {
+        "first_call_s": first_call_s,
         "forward": fwd,
         "inverse": lambda: inv(coeffs),
         "forward+inverse": lambda: inv(fwd()),
@@ -102,11 +109,13 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     peers = _peers()
-    libs = ["subband", "pywt", *peers]
+    libs = ["subband", "subband+compile", "pywt", *peers]
+    torch._dynamo.config.cache_size_limit = 64  # one compiled graph per case and operation
     x = torch.randn(*shape)
     env = environment()
     versions = {
         "subband": _version("subband"),
+        "subband+compile": _version("subband"),
         "pywt": pywt.__version__,
         "ptwt": _version("ptwt"),
         "pytorch_wavelets": _version("pytorch_wavelets"),
@@ -129,7 +138,7 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
                     for op in ("forward", "inverse", "forward+inverse"):
                         closures[(lib, op)] = o[op]
                     if o["forward_of"] is not None:
-                        closures[(lib, "forward+backward")] = lambda f=o["forward_of"]: _grad_sum(f(xg)).backward()
+                        closures[(lib, "forward+backward")] = lambda f=o["forward_of"], t=xg: _grad_sum(f(t)).backward()
                 # rounds interleave the libraries, so a slow phase of a shared machine hits all of them
                 samples = {key: [] for key in closures}
                 for _ in range(rounds):
@@ -138,6 +147,7 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
                 for lib, o in ops.items():
                     peak = peak_bytes(o["forward"], numpy=o["forward_of"] is None)
                     results[(case, lib, "peak")] = peak / x.nbytes
+                    results[(case, lib, "first_call_s")] = o["first_call_s"]
                     for (lib2, op), got in samples.items():
                         if lib2 != lib:
                             continue
@@ -159,32 +169,36 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
 
 def _print_tables(results, libs, floor_ms):
     cases = sorted({c for c, _, _ in results}, key=lambda c: (c.split()[0] != "haar", c))
-    peers = [lib for lib in libs if lib != "subband"]
-    for op in ("forward+inverse", "forward", "inverse", "forward+backward"):
-        print(f"\n### {op}: subband time, and each peer's time as a multiple of it (>1: subband faster)\n")
-        head = ["case", "subband ms"] + [f"{p}" for p in peers]
-        if op == "forward+inverse":
-            head.append("subband / two copies")
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for case in cases:
-            ours = results.get((case, "subband", op))
-            if ours is None:
-                continue
-            cells = [case, f"{ours:.1f}"]
-            for p in peers:
-                t = results.get((case, p, op))
-                cells.append("n/a" if t is None else f"{t / ours:.2f}x")
-            if op == "forward+inverse":
-                cells.append(f"{ours / floor_ms:.1f}")
-            print("| " + " | ".join(cells) + " |")
-    print("\n### subband: backward / forward time, and peak forward memory / input size\n")
-    print("| case | backward/forward | peak/input |")
-    print("|---|---|---|")
+    for ref, ops in (("subband", ("forward+inverse", "forward", "inverse", "forward+backward")),
+                     ("subband+compile", ("forward+inverse", "forward+backward"))):  # fmt: skip
+        others = [lib for lib in libs if lib != ref]
+        for op in ops:
+            print(f"\n### {op}: {ref} time, and the others' time as a multiple of it (>1: {ref} faster)\n")
+            head = ["case", f"{ref} ms", *others] + (["/ two copies"] if op == "forward+inverse" else [])
+            print("| " + " | ".join(head) + " |")
+            print("|" + "---|" * len(head))
+            for case in cases:
+                ours = results.get((case, ref, op))
+                if ours is None:
+                    continue
+                cells = [case, f"{ours:.1f}"]
+                for lib in others:
+                    t = results.get((case, lib, op))
+                    cells.append("n/a" if t is None else f"{t / ours:.2f}x")
+                if op == "forward+inverse":
+                    cells.append(f"{ours / floor_ms:.1f}")
+                print("| " + " | ".join(cells) + " |")
+    print("\n### subband: backward / forward time, peak forward memory / input size, first call (s)\n")
+    print("| case | backward/forward | peak/input | first fwd+inv call, eager | with torch.compile |")
+    print("|---|---|---|---|---|")
     for case in cases:
         f, fb = results.get((case, "subband", "forward")), results.get((case, "subband", "forward+backward"))
         if f:
-            print(f"| {case} | {(fb - f) / f:.2f} | {results[(case, 'subband', 'peak')]:.2f} |")
+            print(
+                f"| {case} | {(fb - f) / f:.2f} | {results[(case, 'subband', 'peak')]:.2f} "
+                f"| {results[(case, 'subband', 'first_call_s')]:.2f} "
+                f"| {results.get((case, 'subband+compile', 'first_call_s'), float('nan')):.1f} |"
+            )
 
 
 def main():

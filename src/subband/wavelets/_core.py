@@ -121,9 +121,39 @@ class _Up(torch.autograd.Function):
         return _Down.apply(_zero_pad(g.unsqueeze(1), w_adj.shape[-1] - 2).squeeze(1), w_adj, w), None, None
 
 
+def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """:func:`down` as strided slices and multiply-adds, one axis after the other: slow eagerly, but
+    ``torch.compile`` fuses it into loops that beat the convolution 2-4x on CPU."""
+    k, flen = x.ndim - 1, filters.shape[1]
+    y = x.unsqueeze(1)  # (B, bands so far, *Np)
+    for d in range(2, k + 2):
+        n = (y.shape[d] - flen) // 2 + 1
+        taps = [y[(slice(None),) * d + (slice(j, j + 2 * n - 1, 2),)] for j in range(flen)]
+        lo = sum(filters[0, j] * t for j, t in enumerate(taps))
+        hi = sum(filters[1, j] * t for j, t in enumerate(taps))
+        y = torch.stack([lo, hi], 2).flatten(1, 2)  # the new band bit is the least significant
+    return y
+
+
+def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """:func:`up` as multiply-adds per output phase, one axis after the other (for ``torch.compile``)."""
+    k, L = c.ndim - 2, filters.shape[1] // 2
+    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (phase, band, tap)
+    y = c.reshape((c.shape[0],) + (2,) * k + tuple(c.shape[2:]))  # (B, 2, .., 2, *n)
+    for _ in range(k):
+        # contract the leading band bit; its axis sits at dim k once that bit is gone
+        bands = y.unbind(1)
+        m = bands[0].shape[k] - L + 1
+        phases = [sum(h[p, b, j] * bands[b].narrow(k, j, m) for b in range(2) for j in range(L)) for p in range(2)]
+        y = torch.stack(phases, k + 1).flatten(k, k + 1)  # interleave the two phases
+    return y
+
+
 def down(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """``x (B, *Np)`` correlated with the outer products of ``filters (2, F)``, stride 2: ``(B, 2**k, *n)``."""
     k = x.ndim - 1
+    if torch.compiler.is_compiling():
+        return _down_stencil(x, filters)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
         return _down_raw(x, down_kernel(filters, k))
     return _Down.apply(x, down_kernel(filters, k), up_kernel(filters, k))
@@ -133,6 +163,8 @@ def up(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """Transposed stride-2 convolution of ``c (B, 2**k, *n)`` with ``filters (2, F)``, keeping
     outputs ``F-2 .. 2n-1`` of the full result: ``(B, *(2n - F + 2))``."""
     k = c.ndim - 2
+    if torch.compiler.is_compiling():
+        return _up_stencil(c, filters)
     if filters.requires_grad:
         return _up_raw(c, up_kernel(filters, k))
     return _Up.apply(c, up_kernel(filters, k), down_kernel(filters, k))

@@ -94,7 +94,9 @@ def pad_axis(x: torch.Tensor, left: int, right: int, mode: str, dim: int = -1) -
     return torch.cat(parts, dim)
 
 
-def _extension(x: torch.Tensor, n: int, left: int, right: int, mode: str, dim: int, start: int, stop: int) -> torch.Tensor:
+def _extension(
+    x: torch.Tensor, n: int, left: int, right: int, mode: str, dim: int, start: int, stop: int
+) -> torch.Tensor:
     """Samples ``start:stop`` of the extended signal (which begins ``left`` samples before ``x``)."""
     if mode == "zero":
         shape = list(x.shape)
