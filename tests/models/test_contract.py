@@ -1,0 +1,54 @@
+"""One contract, tested over every registered model."""
+
+import pytest
+import torch
+
+import subband
+
+MODELS = subband.list_models()
+
+
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_paper_metadata(name):
+    paper = subband.model_info(name)
+    assert paper.title and paper.arxiv and paper.source
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_params_match_the_paper(name):
+    paper = subband.model_info(name)
+    if paper.params is None:
+        pytest.skip("the paper reports no parameter count")
+    counted = _count(subband.create_model(name))
+    tol = 0.01 if paper.params_exact else 0.05
+    assert abs(counted - paper.params) <= tol * paper.params, f"{name}: {counted} counted, paper {paper.params}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_backward_reaches_every_parameter(name):
+    torch.manual_seed(0)
+    model = subband.create_model(name)
+    if hasattr(model, "upscale"):  # super-resolution: LR in, SR out
+        x = torch.rand(2, model.in_channels, 9, 7)
+        y = model(x)
+        assert y.shape == (2, model.in_channels, 9 * model.upscale, 7 * model.upscale)
+    else:
+        raise AssertionError(f"{name}: no contract case for this kind of model yet")
+    assert torch.isfinite(y).all()
+    y.square().mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"no gradient reaches {dead}"
+
+
+def test_registry_behaviour():
+    assert subband.list_models("espcn_*") == ["espcn_x2", "espcn_x3", "espcn_x4"]
+    with pytest.raises(ValueError, match="unknown model 'espcn_x5'.*espcn_x2"):
+        subband.create_model("espcn_x5")
+    with pytest.raises(ValueError, match="already registered"):
+        subband.register_model(subband.model_info("espcn_x3"), name="espcn_x3")(lambda **kw: None)
+    m = subband.create_model("espcn_x3", in_channels=3)
+    assert m.config == {"name": "espcn_x3", "overrides": {"in_channels": 3}}
