@@ -1,5 +1,17 @@
 """Offline datasets and their loaders. Nothing here downloads; nothing here imports the rest of subband."""
 
+from .classification import ImageFolder, TensorImages, digits, mnist, read_idx
 from .sr import SRPairs, bicubic_resize, load_image, modcrop, rgb_to_y
 
-__all__ = ["SRPairs", "bicubic_resize", "load_image", "modcrop", "rgb_to_y"]
+__all__ = [
+    "ImageFolder",
+    "TensorImages",
+    "digits",
+    "mnist",
+    "read_idx",
+    "SRPairs",
+    "bicubic_resize",
+    "load_image",
+    "modcrop",
+    "rgb_to_y",
+]
