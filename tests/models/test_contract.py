@@ -36,6 +36,10 @@ def test_forward_backward_reaches_every_parameter(name):
         x = torch.rand(2, model.in_channels, 9, 7)
         y = model(x)
         assert y.shape == (2, model.in_channels, 9 * model.upscale, 7 * model.upscale)
+    elif hasattr(model, "forward_features"):  # classifier
+        x = torch.randn(2, 3, 32, 32)
+        y = model(x)
+        assert y.shape == (2, model.num_classes)
     else:
         raise AssertionError(f"{name}: no contract case for this kind of model yet")
     assert torch.isfinite(y).all()
@@ -52,3 +56,23 @@ def test_registry_behaviour():
         subband.register_model(subband.model_info("espcn_x3"), name="espcn_x3")(lambda **kw: None)
     m = subband.create_model("espcn_x3", in_channels=3)
     assert m.config == {"name": "espcn_x3", "overrides": {"in_channels": 3}}
+
+
+CLASSIFIERS = [n for n in MODELS if hasattr(subband.create_model(n), "forward_features")]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_classifier_interface(name):
+    model = subband.create_model(name).eval()
+    x = torch.randn(2, 3, 32, 32)
+    feats = model.forward_features(x)
+    assert feats.shape[:2] == (2, model.num_features)
+    info = model.feature_info[-1]
+    assert info["num_chs"] == model.num_features and feats.shape[-1] == 32 // info["reduction"]
+    pooled = model.forward_head(feats, pre_logits=True)
+    assert pooled.shape == (2, model.num_features)
+    torch.testing.assert_close(model.forward_head(feats), model(x))
+    model.reset_classifier(5)
+    assert model.num_classes == 5 and model(x).shape == (2, 5)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)

@@ -1,0 +1,5 @@
+"""Reusable blocks, one concept per file."""
+
+from .wavemix import WaveMixBlock
+
+__all__ = ["WaveMixBlock"]
