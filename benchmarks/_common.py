@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 from torch.utils import benchmark as tb
+
+from subband.models._profile import peak_memory
 
 
 def timeit(fn: Callable[[], object], min_run_time: float) -> tuple[float, float]:
@@ -25,20 +26,13 @@ def timeit(fn: Callable[[], object], min_run_time: float) -> tuple[float, float]
 
 def peak_bytes(fn: Callable[[], object], numpy: bool = False) -> int:
     """Peak memory allocated while ``fn`` runs (numpy via tracemalloc, torch via the profiler)."""
-    if numpy:
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-        fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        return peak
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
-        fn()
-    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in p.events() if e.self_cpu_memory_usage)
-    cur = peak = 0
-    for _, b in events:
-        cur += b
-        peak = max(peak, cur)
+    if not numpy:
+        return peak_memory(fn)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     return peak
 
 

@@ -76,3 +76,11 @@ def test_classifier_interface(name):
     assert model.num_classes == 5 and model(x).shape == (2, 5)
     model.reset_classifier(0)
     assert model(x).shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if subband.model_info(n).gflops])
+def test_macs_match_the_paper(name):
+    from subband.models._profile import count_gmacs, default_input
+
+    model = subband.create_model(name)
+    assert count_gmacs(model, default_input(model)) == pytest.approx(subband.model_info(name).gflops, rel=0.02)

@@ -1,0 +1,111 @@
+"""The ``subband`` command line: thin calls into the library.
+
+    subband models [PATTERN]            registered models: params and GMACs, counted and as reported
+    subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
+
+(``train`` and ``eval`` are still to come.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from .models import create_model, list_models, model_info
+from .models._profile import count_gmacs, count_params, default_input, measure_speed, peak_memory
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    print(f"{'model':<24} {'params':>12} {'paper':>12} {'GMACs':>8} {'paper':>8}  input")
+    for name in names:
+        paper = model_info(name)
+        model = create_model(name)
+        x = default_input(model)
+        gmacs = count_gmacs(model, x) if args.flops else None
+        print(
+            f"{name:<24} {count_params(model):>12,} {_fmt(paper.params, ',')!s:>12} "
+            f"{_fmt(gmacs, '.3f'):>8} {_fmt(paper.gflops, '.3f'):>8}  {'x'.join(map(str, x.shape[1:]))}"
+        )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.models:
+        model = create_model(name).eval()
+        x1, xb = default_input(model, 1), default_input(model, args.batch)
+        one = measure_speed(model, x1, args.min_time)
+        many = measure_speed(model, xb, args.min_time)
+        with torch.no_grad():
+            peak = peak_memory(lambda m=model, x=x1: m(x))
+        rows.append(
+            dict(
+                model=name,
+                params=count_params(model),
+                gmacs=round(count_gmacs(model, x1), 4),
+                input=list(x1.shape[1:]),
+                latency_ms=round(one["ms"], 3),
+                batch=args.batch,
+                images_per_s=round(many["images_per_s"], 2),
+                peak_mb_batch1=round(peak / 2**20, 2),
+                threads=args.threads,
+            )
+        )
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    base = rows[0]["latency_ms"]
+    print(
+        f"{'model':<24} {'params':>12} {'GMACs':>8} {'ms (b=1)':>9} {'x first':>8} {'img/s (b=' + str(args.batch) + ')':>13} {'peak MB':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:<24} {r['params']:>12,} {r['gmacs']:>8.3f} {r['latency_ms']:>9.2f} "
+            f"{r['latency_ms'] / base:>8.2f} {r['images_per_s']:>13.1f} {r['peak_mb_batch1']:>8.1f}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="subband", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("models", help="list registered models with counted and reported cost")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'wavemix*'")
+    m.add_argument("--no-flops", dest="flops", action="store_false", help="skip counting GMACs (faster)")
+    m.set_defaults(fn=cmd_models)
+    b = sub.add_parser("bench", help="cost and CPU speed of one or more models, in one process")
+    b.add_argument("models", nargs="+", help="registered model names (several: compared in one run)")
+    b.add_argument("--batch", type=int, default=32, help="batch size for the throughput figure")
+    b.add_argument("--threads", type=int, default=torch.get_num_threads())
+    b.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per measurement")
+    b.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except ValueError as e:  # unknown model names and the like: a message, not a traceback
+        print(f"subband: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""What a model costs: parameters, multiply-accumulates (``torch.utils.flop_counter``), latency,
+throughput and peak memory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["count_params", "count_gmacs", "default_input", "measure_speed", "peak_memory"]
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (shared ones once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def default_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
+    """A random input of the size the model's paper reports its FLOPs at (else 3x224x224)."""
+    paper = getattr(model, "paper", None)
+    size = paper.input_size if paper is not None and paper.input_size else None
+    if size is None:
+        size = (getattr(model, "in_channels", 3), 64, 64) if hasattr(model, "upscale") else (3, 224, 224)
+    return torch.randn(batch, *size)
+
+
+@torch.no_grad()
+def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-accumulates of one forward pass on ``x``, in billions (half the counted FLOPs;
+    papers call this number FLOPs). Counted in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 2e9
+
+
+@torch.no_grad()
+def measure_speed(model: nn.Module, x: torch.Tensor, min_time: float = 1.0, warmup: int = 2) -> dict[str, float]:
+    """Median forward time (ms) over at least ``min_time`` seconds, and images per second."""
+    model.eval()
+    for _ in range(warmup):
+        model(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_time or len(times) < 3:
+        t0 = time.perf_counter()
+        model(x)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    median = times[len(times) // 2]
+    return {"ms": median * 1e3, "images_per_s": x.shape[0] / median, "runs": float(len(times))}
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes PyTorch allocates on the CPU while ``fn`` runs (from the profiler's memory events)."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        fn()
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in p.events() if e.self_cpu_memory_usage)
+    current = peak = 0
+    for _, nbytes in events:
+        current += nbytes
+        peak = max(peak, current)
+    return peak

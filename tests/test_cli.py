@@ -1,0 +1,28 @@
+"""The command line: listing and benchmarking models, errors as messages."""
+
+import json
+
+import subband
+from subband.cli import main
+
+
+def test_models_lists_counted_and_reported_params(capsys):
+    assert main(["models", "espcn_*", "--no-flops"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["model", "params", "paper"]
+    assert [line.split()[0] for line in out[1:]] == subband.list_models("espcn_*")
+    assert "22,729" in out[2]
+
+
+def test_bench_json_rows(capsys):
+    assert main(["bench", "espcn_x2", "espcn_x3", "--batch", "2", "--min-time", "0.05", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["model"] for r in rows] == ["espcn_x2", "espcn_x3"]
+    assert rows[1]["params"] == 22_729 and rows[1]["latency_ms"] > 0 and rows[1]["images_per_s"] > 0
+    assert rows[1]["peak_mb_batch1"] > 0
+
+
+def test_unknown_model_is_a_message(capsys):
+    assert main(["bench", "no_such_model"]) == 2
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err
+    assert main(["models", "zzz*"]) == 1
