@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # torch is pinned so that a CPU-only machine gets the small CPU build where one is offered
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-all bench lint format clean
+.PHONY: demo wavelet-demo test test-all bench lint format clean
 
 $(VENV)/.installed-dev: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed-dev
 	$(PY) examples/demo.py
+
+wavelet-demo: $(VENV)/.installed-dev
+	$(PY) examples/wavelet_demo.py
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
@@ -41,4 +44,4 @@ format: $(VENV)/.installed-dev
 	$(PY) -m ruff check --fix src tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache runs demo-out

@@ -26,3 +26,18 @@ def test_unknown_model_is_a_message(capsys):
     assert main(["bench", "no_such_model"]) == 2
     assert "unknown model 'no_such_model'" in capsys.readouterr().err
     assert main(["models", "zzz*"]) == 1
+
+
+def test_train_then_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "wavemix_lite_144_7", "--data", "digits", "--set", "in_chans=1", "--set", "num_classes=10",
+            "--set", "dim=16", "--set", "depth=1", "--epochs", "2", "--lr", "3e-3", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert record["epoch"] == 2 and "val_top1" in record and record["checkpoint"].endswith("last.safetensors")
+    assert main(["eval", str(out / "last.safetensors"), "--data", "digits:test"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["top1"] == record["val_top1"]
+    assert main(args + ["--resume"]) == 0  # already finished: resumes at epoch 2 and stops
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["val_top1"] == record["val_top1"]
+    assert main(["train", "wavemix_lite_144_7", "--data", "nowhere:x", "--out", str(out)]) == 2

@@ -1,9 +1,11 @@
 """The ``subband`` command line: thin calls into the library.
 
+    subband train MODEL --data SPEC     train (AdamW, cosine, checkpoints, --resume)
+    subband eval CHECKPOINT --data SPEC evaluate a checkpoint
     subband models [PATTERN]            registered models: params and GMACs, counted and as reported
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
 
-(``train`` and ``eval`` are still to come.)
+Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 
 import torch
 
-from .models import create_model, list_models, model_info
+from .data import from_spec
+from .models import create_model, list_models, load_model, model_info
 from .models._profile import count_gmacs, count_params, default_input, measure_speed, peak_memory
 
 
@@ -79,11 +84,92 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _datasets(args: argparse.Namespace, scale: int | None):
+    """The training set, and the evaluation set: ``--val-data``, else the test split of digits/mnist."""
+    train = from_spec(args.data, split="train", scale=scale, patch=args.patch)
+    val_spec = args.val_data
+    if val_spec is None and args.data.split(":")[0] in ("digits", "mnist"):
+        val_spec = args.data.removesuffix(":train") + ":test" if args.data != "digits" else "digits:test"
+    return train, (from_spec(val_spec, split="test", scale=scale) if val_spec else None)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, fit
+
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(
+        model=args.model, model_overrides=_overrides(args.set), epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed, out_dir=args.out,
+        eval_every=args.eval_every,
+    )  # fmt: skip
+    scale = getattr(create_model(cfg.model, **cfg.model_overrides), "upscale", None)
+    train, val = _datasets(args, scale)
+    t0 = time.perf_counter()
+    record = fit(cfg, train, val, resume=args.resume, progress=not args.quiet)
+    print(
+        json.dumps(
+            {
+                **record,
+                "wall_seconds": round(time.perf_counter() - t0, 1),
+                "checkpoint": str(Path(cfg.out_dir) / "last.safetensors"),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train import evaluate
+
+    model = load_model(args.checkpoint)
+    data = from_spec(args.data, split="test", scale=getattr(model, "upscale", None))
+    print(json.dumps({"checkpoint": args.checkpoint, "data": args.data, **evaluate(model, data)}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="subband", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a registered model")
+    t.add_argument("model")
+    t.add_argument("--data", required=True, help="training set (see above)")
+    t.add_argument("--val-data", help="evaluation set (default: the test split of digits/mnist)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model override (JSON value)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--warmup-epochs", type=float, default=1.0)
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--clip-grad", type=float, default=0.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-every", type=int, default=1)
+    t.add_argument("--patch", type=int, default=None, help="HR crop size for sr: training data")
+    t.add_argument("--out", default="runs/run", help="output folder")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    t.add_argument("--threads", type=int, default=torch.get_num_threads())
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("eval", help="evaluate a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--data", required=True)
+    e.set_defaults(fn=cmd_eval)
     m = sub.add_parser("models", help="list registered models with counted and reported cost")
     m.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'wavemix*'")
     m.add_argument("--no-flops", dest="flops", action="store_false", help="skip counting GMACs (faster)")

@@ -1,9 +1,11 @@
 """Offline datasets and their loaders. Nothing here downloads; nothing here imports the rest of subband."""
 
 from .classification import ImageFolder, TensorImages, digits, mnist, read_idx
+from .spec import from_spec
 from .sr import SRPairs, bicubic_resize, load_image, modcrop, rgb_to_y
 
 __all__ = [
+    "from_spec",
     "ImageFolder",
     "TensorImages",
     "digits",

@@ -19,15 +19,24 @@ from torch import nn
 
 from ._registry import create_model
 
-__all__ = ["save_model", "load_model", "read_config"]
+__all__ = ["save_model", "load_model", "read_config", "read_extra_tensors"]
 
 _KEY = "subband"
+#: tensors saved beside the weights (optimiser and RNG state of a training run) live under this prefix
+EXTRA_PREFIX = "_extra/"
 
 
-def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: nn.Module,
+    path: str | os.PathLike,
+    extra: dict[str, Any] | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write ``model`` (built by ``create_model``) to ``path`` atomically; returns the path.
 
-    ``extra`` is any JSON-serialisable information to keep beside the config (metrics, epoch).
+    ``extra`` is any JSON-serialisable information to keep beside the config (metrics, epoch);
+    ``extra_tensors`` are more tensors to keep (a training run's optimiser state), read back with
+    :func:`read_extra_tensors` and ignored by :func:`load_model`.
     """
     from .. import __version__
 
@@ -42,6 +51,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] 
     except TypeError as e:
         raise ValueError(f"the model's overrides must be JSON-serialisable to be saved: {e}") from None
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    for k, v in (extra_tensors or {}).items():
+        tensors[EXTRA_PREFIX + k] = v.detach().contiguous().cpu()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -82,7 +93,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     model = create_model(config["name"], **config.get("overrides", {}))
     try:
         with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(EXTRA_PREFIX)}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: the weights cannot be read, the file may be truncated or corrupted ({e})") from None
     missing = sorted(set(model.state_dict()) - set(state))
@@ -96,3 +107,13 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except RuntimeError as e:
         raise ValueError(f"{path}: weights do not fit {config['name']!r}: {e}") from None
     return model.to(map_location)
+
+
+def read_extra_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ``extra_tensors`` a checkpoint was saved with (empty if none)."""
+    read_config(path)  # clear errors for files that are not checkpoints
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k[len(EXTRA_PREFIX) :]: f.get_tensor(k) for k in f.keys() if k.startswith(EXTRA_PREFIX)}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: the saved tensors cannot be read ({e})") from None
