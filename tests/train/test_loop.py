@@ -123,3 +123,28 @@ def test_config_validation():
         TrainConfig(model="espcn_x3", epochs=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(model="espcn_x3", label_smoothing=1.0)
+
+
+def test_super_resolution_training_and_evaluation(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from subband.data import SRPairs
+    from subband.train import psnr, ssim
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "hr").mkdir()
+    for i in range(3):
+        smooth = np.kron(rng.random((8, 8, 3)), np.ones((6, 6, 1)))  # blocky images an SR net can learn
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(tmp_path / "hr" / f"{i}.png")
+    train = SRPairs(tmp_path / "hr", scale=2, patch=16, samples_per_image=8)
+    test = SRPairs(tmp_path / "hr", scale=2)
+    cfg = TrainConfig(model="espcn_x2", epochs=2, batch_size=8, lr=3e-3, out_dir=str(tmp_path / "run"))
+    record = fit(cfg, train, test, progress=False)
+    assert {"val_psnr", "val_ssim"} <= set(record)
+    model = subband.load_model(tmp_path / "run" / "last.safetensors").eval()
+    lr, hr = test[1]
+    sr = model(lr[None]).clamp(0, 1)
+    metrics = evaluate(model, torch.utils.data.Subset(test, [1]))
+    assert metrics["psnr"] == pytest.approx(psnr(sr, hr[None], border=2).item())
+    assert metrics["ssim"] == pytest.approx(ssim(sr, hr[None], border=2).item())

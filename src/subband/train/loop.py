@@ -48,12 +48,12 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128) -> dict[
     channel as given) with a border of ``upscale`` pixels cropped, one image at a time."""
     model.eval()
     if is_sr(model):
-        scores = [
-            (psnr(model(lr[None]).clamp(0, 1), hr[None], border=model.upscale).item(),
-             ssim(model(lr[None]).clamp(0, 1), hr[None], border=model.upscale).item())
-            for lr, hr in (dataset[i] for i in range(len(dataset)))
-        ]  # fmt: skip
-        return {"psnr": sum(s[0] for s in scores) / len(scores), "ssim": sum(s[1] for s in scores) / len(scores)}
+        p = s = 0.0
+        for lr, hr in (dataset[i] for i in range(len(dataset))):  # sizes differ: one image at a time
+            sr = model(lr[None]).clamp(0, 1)
+            p += psnr(sr, hr[None], border=model.upscale).item()
+            s += ssim(sr, hr[None], border=model.upscale).item()
+        return {"psnr": p / len(dataset), "ssim": s / len(dataset)}
     loss = top1 = top5 = n = 0.0
     for x, y in DataLoader(dataset, batch_size=batch_size):
         logits = model(x)
