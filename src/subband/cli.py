@@ -5,7 +5,7 @@
     subband models [PATTERN]            registered models: params and GMACs, counted and as reported
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
 
-Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images).
+Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images), sr (bundled photos).
 """
 
 from __future__ import annotations

@@ -79,3 +79,15 @@ def test_set5_bicubic_baseline_psnr():
         up = bicubic_resize(lr, hr.shape[-2:])
         scores.append(psnr(up[None], hr[None], border=3).item())
     assert 29.8 < np.mean(scores) < 31.0, scores
+
+
+def test_bundled_photographs_make_an_offline_sr_set():
+    from subband.data import bundled_photos, from_spec
+
+    files = bundled_photos()
+    assert len(files) >= 5 and all(f.is_file() for f in files)
+    pairs = from_spec("sr", split="test", scale=4)
+    lr, hr = pairs[0]
+    assert hr.shape[0] == 1 and hr.shape[-1] == 4 * lr.shape[-1]
+    crops = from_spec("sr", split="train", scale=2, patch=32)
+    assert crops[3][1].shape == (1, 32, 32)

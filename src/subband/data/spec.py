@@ -13,7 +13,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from .classification import ImageFolder, digits, mnist
-from .sr import SRPairs
+from .sr import SRPairs, bundled_photos
 
 __all__ = ["from_spec"]
 
@@ -33,6 +33,9 @@ def from_spec(spec: str, *, split: str = "train", scale: int | None = None, patc
         if scale is None:
             raise ValueError("an sr: dataset needs the model's scale")
         return SRPairs(
-            rest, scale, patch=patch if split == "train" else None, samples_per_image=8 if split == "train" else 1
+            rest or bundled_photos(),
+            scale,
+            patch=patch if split == "train" else None,
+            samples_per_image=8 if split == "train" else 1,
         )
-    raise ValueError(f"unknown dataset {spec!r}: use digits, mnist:DIR, folder:DIR or sr:DIR")
+    raise ValueError(f"unknown dataset {spec!r}: use digits, mnist:DIR, folder:DIR, sr:DIR or sr")

@@ -17,9 +17,34 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["SRPairs", "bicubic_resize", "load_image", "modcrop", "rgb_to_y", "IMAGE_SUFFIXES"]
+__all__ = ["SRPairs", "bicubic_resize", "bundled_photos", "load_image", "modcrop", "rgb_to_y", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+#: natural colour photographs that ship with scikit-image (the offline default for SR)
+_BUNDLED = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "motorcycle_left.png",
+    "rocket.jpg",
+    "retina.jpg",
+    "hubble_deep_field.jpg",
+)
+
+
+def bundled_photos() -> list[Path]:
+    """Paths of scikit-image's bundled colour photographs: SR data that needs no download."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise ImportError("the bundled photographs come with scikit-image: pip install scikit-image") from None
+    root = Path(skimage.data.__file__).parent
+    files = [root / name for name in _BUNDLED if (root / name).is_file()]
+    if not files:
+        raise FileNotFoundError(f"{root}: scikit-image's bundled photographs are missing")
+    return files
 
 
 def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
