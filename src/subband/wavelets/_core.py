@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ._filters import Wavelet
 from ._pad import pad_axis
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def outer(filters: list[torch.Tensor]) -> torch.Tensor:
@@ -71,14 +71,14 @@ def _down_raw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         w2 = w.view(w.shape[0], flen // 2, 2, flen).permute(0, 2, 1, 3)  # (bands, row phase, L, F)
         return F.conv2d(z, w2, stride=(1, 2)).contiguous()
     # (B, *Np) -> (B, 1, *Np) -> (B, 2**k, *n)
-    return _CONV[k](x.unsqueeze(1), w, stride=2)
+    return CONV[k](x.unsqueeze(1), w, stride=2)
 
 
 def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     k, L = c.ndim - 2, w.shape[-1]
     if k == 2 and L > 1:  # channels-last is faster for this 4 -> 4 channel convolution
         c = c.contiguous(memory_format=torch.channels_last)
-    y = _CONV[k](c, w) if L > 1 else torch.einsum("pb,Bb...->Bp...", w.flatten(1), c)
+    y = CONV[k](c, w) if L > 1 else torch.einsum("pb,Bb...->Bp...", w.flatten(1), c)
     # (B, 2**k phases, *m) -> (B, 2, .., 2, *m) -> (B, m1, 2, m2, 2, ...) -> (B, 2m1, 2m2, ...)
     B, m = y.shape[0], y.shape[2:]
     y = y.reshape((B,) + (2,) * k + tuple(m))

@@ -12,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import _core
 from ._dwt import _HALF, _unpack2, as_float_tensor, normalize_axes
@@ -20,8 +19,6 @@ from ._filters import Wavelet, WaveletLike, as_wavelet
 from ._pad import pad_axis
 
 __all__ = ["swt", "iswt", "swt2", "iswt2", "swt_max_level"]
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def swt_max_level(input_len: int) -> int:
@@ -69,7 +66,7 @@ def _forward(x: torch.Tensor, w: Wavelet, axes: tuple[int, ...], level: int, sta
         d = 2**j
         for ax in range(2, 2 + k):
             a = pad_axis(a, d * (half - 1), d * half, "periodic", ax)
-        y = _CONV[k](a, kernel, dilation=d)  # (B, 2**k, *N)
+        y = _core.CONV[k](a, kernel, dilation=d)  # (B, 2**k, *N)
         out.append(y.reshape(lead + (2**k,) + sizes))
         a = y[:, :1]
     return out
@@ -90,7 +87,7 @@ def _inverse(levels: list[torch.Tensor], w: Wavelet, k: int, norm: bool) -> torc
         c = torch.cat([a, levels[j].reshape((-1, 2**k) + sizes)[:, 1:]], 1)
         for ax in range(2, 2 + k):
             c = pad_axis(c, d * half, d * (half - 1), "periodic", ax)
-        a = _CONV[k](c, kernel, dilation=d)
+        a = _core.CONV[k](c, kernel, dilation=d)
     return a.reshape(lead + sizes)
 
 
