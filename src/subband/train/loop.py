@@ -111,9 +111,6 @@ def fit(
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     last, best_path, log_path = out / "last.safetensors", out / "best.safetensors", out / "metrics.jsonl"
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **cfg.model_overrides)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, step, best = 0, 0, -math.inf
     if resume:
         if not last.is_file():
@@ -122,7 +119,11 @@ def fit(
         if meta["config"] != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{last}: saved by a run with another configuration; use a new out_dir")
         model = load_model(last)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model, **cfg.model_overrides)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if resume:
         tensors = read_extra_tensors(last)
         _restore_optimizer(opt, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng/torch"])
