@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from ._features import FeaturePyramid
+
 __all__ = ["Paper", "register_model", "create_model", "list_models", "model_info"]
 
 M = TypeVar("M", bound=Callable[..., nn.Module])
@@ -84,8 +86,19 @@ def model_info(name: str) -> Paper:
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build the registered model ``name``; keyword ``overrides`` go to its constructor."""
-    model = _entry(name).fn(**overrides)
+    """Build the registered model ``name``; keyword ``overrides`` go to its constructor.
+
+    ``features_only=True`` (with optional ``out_indices``) returns the classifier's trunk as a
+    :class:`~subband.models._features.FeaturePyramid` that outputs a list of feature maps.
+    """
+    kwargs = dict(overrides)
+    features_only = kwargs.pop("features_only", False)
+    out_indices = kwargs.pop("out_indices", None)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices only applies with features_only=True")
+    model = _entry(name).fn(**kwargs)
+    if features_only:
+        model = FeaturePyramid(model, out_indices)
     model.config = {"name": name, "overrides": dict(overrides)}  # type: ignore[assignment]
     model.paper = _entry(name).paper  # type: ignore[assignment]
     return model

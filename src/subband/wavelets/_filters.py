@@ -82,7 +82,7 @@ class Wavelet:
             if len(bank) != 4:
                 raise ValueError("a custom filter bank is four filters: (dec_lo, dec_hi, rec_lo, rec_hi)")
             name = name or "custom"
-        filt = [torch.as_tensor(f, dtype=torch.float64).flatten() for f in bank]
+        filt = [torch.as_tensor(f, dtype=torch.float64, device="cpu").flatten() for f in bank]
         lengths = {f.numel() for f in filt}
         if len(lengths) != 1 or 0 in lengths:
             raise ValueError(f"the four filters must have one non-zero length, got {[f.numel() for f in filt]}")

@@ -52,9 +52,11 @@ class _Transform(nn.Module):
         if "mode" in options:
             check_mode(options["mode"])
         self.options = options
-        # (lo, hi) rows: analysis flipped for cross-correlation, synthesis as is
-        self.register_buffer("dec_filters", w.analysis(torch.float32, torch.device("cpu")).clone(), persistent=False)
-        self.register_buffer("rec_filters", w.synthesis(torch.float32, torch.device("cpu")).clone(), persistent=False)
+        # (lo, hi) rows: analysis flipped for cross-correlation, synthesis as is; on the default
+        # device (so a model built under ``torch.device("meta")`` costs nothing)
+        device = torch.empty(0).device
+        self.register_buffer("dec_filters", w.analysis(torch.float32, "cpu").to(device, copy=True), persistent=False)
+        self.register_buffer("rec_filters", w.synthesis(torch.float32, "cpu").to(device, copy=True), persistent=False)
         self.bank = _BufferBank(w, self)
 
     def forward(self, x: Any) -> Any:
