@@ -6,12 +6,16 @@
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
 
 Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images), sr (bundled photos).
+
+Several processes (data-parallel; --batch-size is the global batch, split evenly across them):
+    torchrun --nproc_per_node 2 -m subband train MODEL --data SPEC ...
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,8 +39,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'model':<24} {'params':>12} {'paper':>12} {'GMACs':>8} {'paper':>8}  input")
     for name in names:
         paper = model_info(name)
-        model = create_model(name)
-        x = default_input(model)
+        with torch.device("meta"):  # shapes only: no memory, no initialisation, no arithmetic
+            model = create_model(name)
+            x = default_input(model)
         gmacs = count_gmacs(model, x) if args.flops else None
         print(
             f"{name:<24} {count_params(model):>12,} {_fmt(paper.params, ',')!s:>12} "
@@ -47,12 +52,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
+    models = {name: create_model(name).eval() for name in dict.fromkeys(args.models)}
+    inputs = {name: (default_input(m, 1), default_input(m, args.batch)) for name, m in models.items()}
+    # the models take turns over the rounds, so a busy spell on a shared machine hits them alike
+    one: dict[str, list[float]] = {n: [] for n in models}
+    many: dict[str, list[float]] = {n: [] for n in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            x1, xb = inputs[name]
+            one[name].append(measure_speed(model, x1, args.min_time / args.rounds)["ms"])
+            many[name].append(measure_speed(model, xb, args.min_time / args.rounds)["images_per_s"])
     rows = []
-    for name in args.models:
-        model = create_model(name).eval()
-        x1, xb = default_input(model, 1), default_input(model, args.batch)
-        one = measure_speed(model, x1, args.min_time)
-        many = measure_speed(model, xb, args.min_time)
+    for name, model in models.items():
+        x1 = inputs[name][0]
         with torch.no_grad():
             peak = peak_memory(lambda m=model, x=x1: m(x))
         rows.append(
@@ -61,11 +73,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 params=count_params(model),
                 gmacs=round(count_gmacs(model, x1), 4),
                 input=list(x1.shape[1:]),
-                latency_ms=round(one["ms"], 3),
+                latency_ms=round(statistics.median(one[name]), 3),
                 batch=args.batch,
-                images_per_s=round(many["images_per_s"], 2),
+                images_per_s=round(statistics.median(many[name]), 2),
                 peak_mb_batch1=round(peak / 2**20, 2),
                 threads=args.threads,
+                rounds=args.rounds,
             )
         )
     if args.json:
@@ -107,7 +120,7 @@ def _datasets(args: argparse.Namespace, scale: int | None):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, fit
+    from .train import TrainConfig, distributed, fit
 
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(
@@ -119,25 +132,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     scale = getattr(create_model(cfg.model, **cfg.model_overrides), "upscale", None)
     train, val = _datasets(args, scale)
     t0 = time.perf_counter()
-    record = fit(cfg, train, val, resume=args.resume, progress=not args.quiet)
-    print(
-        json.dumps(
-            {
-                **record,
-                "wall_seconds": round(time.perf_counter() - t0, 1),
-                "checkpoint": str(Path(cfg.out_dir) / "last.safetensors"),
-            }
+    with distributed.launched():  # under torchrun: one process of a data-parallel run
+        record = fit(cfg, train, val, resume=args.resume, progress=not args.quiet)
+        main = distributed.is_main()
+    if main:
+        print(
+            json.dumps(
+                {
+                    **record,
+                    "wall_seconds": round(time.perf_counter() - t0, 1),
+                    "checkpoint": str(Path(cfg.out_dir) / "last.safetensors"),
+                }
+            )
         )
-    )
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train import evaluate
+    from .train import distributed, evaluate
 
     model = load_model(args.checkpoint)
     data = from_spec(args.data, split="test", scale=getattr(model, "upscale", None))
-    print(json.dumps({"checkpoint": args.checkpoint, "data": args.data, **evaluate(model, data)}))
+    with distributed.launched():  # under torchrun: each process scores a share of the set
+        metrics = evaluate(model.to(distributed.device()), data)
+        main = distributed.is_main()
+    if main:
+        print(json.dumps({"checkpoint": args.checkpoint, "data": args.data, **metrics}))
     return 0
 
 
@@ -146,13 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="subband", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a registered model")
+    t = sub.add_parser(
+        "train",
+        help="train a registered model",
+        description="Train a registered model. Data-parallel over N processes (DistributedDataParallel; gloo on "
+        "CPU, nccl on GPU): torchrun --nproc_per_node N -m subband train ... Only rank 0 writes.",
+    )
     t.add_argument("model")
     t.add_argument("--data", required=True, help="training set (see above)")
     t.add_argument("--val-data", help="evaluation set (default: the test split of digits/mnist)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model override (JSON value)")
     t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument(
+        "--batch-size", type=int, default=64, help="global batch: under torchrun, split evenly across processes"
+    )
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=0.05)
     t.add_argument("--warmup-epochs", type=float, default=1.0)
@@ -178,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("models", nargs="+", help="registered model names (several: compared in one run)")
     b.add_argument("--batch", type=int, default=32, help="batch size for the throughput figure")
     b.add_argument("--threads", type=int, default=torch.get_num_threads())
-    b.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per measurement")
+    b.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per measurement, over all rounds")
+    b.add_argument("--rounds", type=int, default=3, help="the models take turns this many times; medians kept")
     b.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
     b.set_defaults(fn=cmd_bench)
     return p
