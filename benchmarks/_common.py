@@ -55,3 +55,36 @@ def write_rows(path: str | Path, rows: list[dict]) -> None:
     with path.open("w") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
+
+
+def run_cases(cases: list[dict], rounds: int, min_time: float, out: str | Path) -> list[dict]:
+    """Time each case's ``ours`` and ``baseline`` callables in interleaved rounds (medians kept);
+    print the ratio baseline / ours (> 1: ours is faster) and write one JSON row per case."""
+    import statistics
+
+    env = environment()
+    rows = []
+    print(f"{'case':52s} {'ours ms':>9s} {'base ms':>9s} {'ratio':>6s}  baseline")
+    for case in cases:
+        times: dict[str, list[float]] = {"ours": [], "baseline": []}
+        for r in range(rounds):
+            for key in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
+                times[key].append(timeit(case[key], min_time)[0])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        ratio = med["baseline"] / med["ours"]
+        print(f"{case['name']:52s} {med['ours']:9.3f} {med['baseline']:9.3f} {ratio:6.2f}  {case['baseline_name']}")
+        rows.append(
+            dict(
+                env,
+                case=case["name"],
+                baseline=case["baseline_name"],
+                input=case.get("shape"),
+                dtype="float32",
+                median_ms=med,
+                rounds_ms=times,
+                ratio_baseline_over_ours=ratio,
+            )
+        )
+    write_rows(out, rows)
+    print(f"rows written to {out}")
+    return rows

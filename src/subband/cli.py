@@ -2,7 +2,7 @@
 
     subband train MODEL --data SPEC     train (AdamW, cosine, checkpoints, --resume)
     subband eval CHECKPOINT --data SPEC evaluate a checkpoint
-    subband models [PATTERN]            registered models: params and GMACs, counted and as reported
+    subband models [PATTERN]            registered models: params and GMACs (after fuse()), counted and as reported
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
 
 Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images), sr (bundled photos).
@@ -40,7 +40,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in names:
         paper = model_info(name)
         with torch.device("meta"):  # shapes only: no memory, no initialisation, no arithmetic
-            model = create_model(name)
+            model = create_model(name).eval()
+            if hasattr(model, "fuse"):  # re-parameterised models are counted as deployed, as papers do
+                model.fuse()
             x = default_input(model)
         gmacs = count_gmacs(model, x) if args.flops else None
         print(

@@ -16,12 +16,13 @@ Every classifier describes the maps it can return in ``feature_info`` (one dict 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["FeatureInfo", "FeaturePyramid"]
+__all__ = ["FeatureInfo", "FeaturePyramid", "StagedClassifier", "trunc_normal_init", "rename_keys"]
 
 
 class FeatureInfo(list):
@@ -76,3 +77,69 @@ class FeaturePyramid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model.forward_intermediates(x, self.out_indices)
+
+
+class StagedClassifier(nn.Module):
+    """The classifier interface for the usual layout ``stem -> stages[0..n) -> head``.
+
+    A subclass builds ``self.stem``, ``self.stages`` (an ``nn.Sequential``), ``self.head`` (called as
+    ``head(x, pre_logits=...)``, its linear layer at ``head.fc``), ``num_features``, ``num_classes``
+    and ``feature_info`` (one tap per stage), and gets the rest of the contract from here.
+    ``channels_last = True`` runs the stages in channels-last memory format (same values).
+    """
+
+    channels_last = False
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self._embed(x))  # (B, C, H, W) -> (B, num_features, H/r, W/r)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+        """Outputs of the stages in ``indices`` (see :class:`FeaturePyramid`)."""
+        x, out = self._embed(x), []
+        for i, stage in enumerate(self.stages[: max(indices) + 1]):
+            x = stage(x)
+            if i in indices:
+                out.append(x)
+        return out
+
+    def prune_intermediate_layers(self, indices: Sequence[int]) -> None:
+        """Drop the stages after the last of ``indices`` and the head."""
+        self.stages = self.stages[: max(indices) + 1]
+        self.head = nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
+        self.num_classes = num_classes
+        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.fc.apply(trunc_normal_init)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def trunc_normal_init(m: nn.Module, std: float = 0.02) -> None:
+    """Truncated-normal weights and zero biases for convolutions and linear layers (``model.apply``)."""
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+        nn.init.trunc_normal_(m.weight, std=std)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """A state dict with each key rewritten by the first matching ``(regex, replacement)`` rule."""
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in rules:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                key = new
+                break
+        out[key] = value
+    return out

@@ -16,13 +16,13 @@ around the LayerNorm and the MLP free (same values, less copying on CPU).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..layers import DropPath, LayerNorm2d, Mlp
+from ._features import StagedClassifier, rename_keys, trunc_normal_init
 from ._registry import Paper, register_model
 
 __all__ = ["ConvNeXt", "ConvNeXtBlock", "convert_official_state_dict"]
@@ -39,6 +39,8 @@ class ConvNeXtBlock(nn.Module):
             channels-last features (timm's choice for the small widths; same function).
         drop_path: stochastic-depth probability of the residual branch.
         eps: LayerNorm epsilon.
+        conv_dw_layer: builds the spatial mixer from ``(dim, kernel_size)`` in place of the
+            depthwise ``nn.Conv2d`` (it must keep the shape), e.g. a DCLS convolution.
 
     Shape:
         ``(B, dim, H, W) -> (B, dim, H, W)``
@@ -52,10 +54,14 @@ class ConvNeXtBlock(nn.Module):
         conv_mlp: bool = False,
         drop_path: float = 0.0,
         eps: float = 1e-6,
+        conv_dw_layer: Callable[[int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.conv_mlp = conv_mlp
-        self.conv_dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        if conv_dw_layer is None:
+            self.conv_dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        else:
+            self.conv_dw = conv_dw_layer(dim, kernel_size)
         self.norm = LayerNorm2d(dim, eps) if conv_mlp else nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, 4 * dim, use_conv=conv_mlp)
         self.gamma = nn.Parameter(torch.full((dim,), ls_init_value)) if ls_init_value is not None else None
@@ -107,7 +113,7 @@ class ConvNeXtHead(nn.Module):
         return x if pre_logits else self.fc(self.drop(x))
 
 
-class ConvNeXt(nn.Module):
+class ConvNeXt(StagedClassifier):
     """ConvNeXt image classifier.
 
     Args:
@@ -123,10 +129,14 @@ class ConvNeXt(nn.Module):
         drop_path_rate: stochastic depth of the last block; it rises linearly from 0 over the blocks.
         head_init_scale: factor on the initial classifier weights and bias.
         eps: LayerNorm epsilon.
+        conv_dw_layer: builds each block's spatial mixer from ``(dim, kernel_size)`` instead of the
+            depthwise conv (see :class:`ConvNeXtBlock`; ``None``: ConvNeXt's own).
 
     Shape:
         ``(B, in_chans, H, W) -> (B, num_classes)``; features at strides 4, 8, 16, 32.
     """
+
+    channels_last = True  # every permute around LayerNorm/MLP becomes free
 
     def __init__(
         self,
@@ -142,6 +152,7 @@ class ConvNeXt(nn.Module):
         drop_path_rate: float = 0.0,
         head_init_scale: float = 1.0,
         eps: float = 1e-6,
+        conv_dw_layer: Callable[[int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if len(depths) != len(dims):
@@ -156,7 +167,9 @@ class ConvNeXt(nn.Module):
         total = sum(depths)
         rates = [drop_path_rate * k / max(total - 1, 1) for k in range(total)]  # linear 0 -> rate over all blocks
         starts = [sum(depths[:i]) for i in range(len(depths))]
-        block = dict(kernel_size=kernel_size, ls_init_value=ls_init_value, conv_mlp=conv_mlp)
+        block = dict(
+            kernel_size=kernel_size, ls_init_value=ls_init_value, conv_mlp=conv_mlp, conv_dw_layer=conv_dw_layer
+        )
         self.stages = nn.Sequential(
             *(
                 ConvNeXtStage(
@@ -169,47 +182,10 @@ class ConvNeXt(nn.Module):
             dict(num_chs=d, reduction=patch_size * 2**i, module=f"stages.{i}") for i, d in enumerate(dims)
         ]
         self.head = ConvNeXtHead(self.num_features, num_classes, drop_rate, eps)
-        self.apply(_init_weights)
+        self.apply(trunc_normal_init)
         if isinstance(self.head.fc, nn.Linear):
             self.head.fc.weight.data.mul_(head_init_scale)
             self.head.fc.bias.data.mul_(head_init_scale)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
-        self.num_classes = num_classes
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.fc.apply(_init_weights)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x).contiguous(memory_format=torch.channels_last)  # (B, C, H, W) -> (B, dims[0], H/4, W/4)
-        return self.stages(x)  # -> (B, dims[-1], H/32, W/32)
-
-    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
-        """Outputs of the stages in ``indices`` (see :class:`~subband.models._features.FeaturePyramid`)."""
-        x, out = self.stem(x).contiguous(memory_format=torch.channels_last), []
-        for i, stage in enumerate(self.stages[: max(indices) + 1]):
-            x = stage(x)
-            if i in indices:
-                out.append(x)
-        return out
-
-    def prune_intermediate_layers(self, indices: Sequence[int]) -> None:
-        """Drop the stages after the last of ``indices`` and the head."""
-        self.stages = self.stages[: max(indices) + 1]
-        self.head = nn.Identity()
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, (nn.Conv2d, nn.Linear)):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 _OFFICIAL_KEYS = [  # (pattern, replacement), first match wins
@@ -226,15 +202,7 @@ _OFFICIAL_KEYS = [  # (pattern, replacement), first match wins
 
 def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a facebookresearch/ConvNeXt checkpoint's keys to subband's (= timm's)."""
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in _OFFICIAL_KEYS:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                key = new
-                break
-        out[key] = value
-    return out
+    return rename_keys(state, _OFFICIAL_KEYS)
 
 
 _TITLE = "A ConvNet for the 2020s"
