@@ -15,7 +15,7 @@ def test_models_lists_counted_and_reported_params(capsys):
 
 
 def test_bench_json_rows(capsys):
-    assert main(["bench", "espcn_x2", "espcn_x3", "--batch", "2", "--min-time", "0.05", "--json"]) == 0
+    assert main(["bench", "espcn_x2", "--compare", "espcn_x3", "--batch", "2", "--min-time", "0.05", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["model"] for r in rows] == ["espcn_x2", "espcn_x3"]
     assert rows[1]["params"] == 22_729 and rows[1]["latency_ms"] > 0 and rows[1]["images_per_s"] > 0

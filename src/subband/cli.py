@@ -54,7 +54,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    models = {name: create_model(name).eval() for name in dict.fromkeys(args.models)}
+    models = {name: create_model(name).eval() for name in dict.fromkeys(args.models + args.compare)}
     inputs = {name: (default_input(m, 1), default_input(m, args.batch)) for name, m in models.items()}
     # the models take turns over the rounds, so a busy spell on a shared machine hits them alike
     one: dict[str, list[float]] = {n: [] for n in models}
@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(fn=cmd_models)
     b = sub.add_parser("bench", help="cost and CPU speed of one or more models, in one process")
     b.add_argument("models", nargs="+", help="registered model names (several: compared in one run)")
+    b.add_argument("--compare", nargs="+", default=[], metavar="MODEL", help="more models, timed in the same run")
     b.add_argument("--batch", type=int, default=32, help="batch size for the throughput figure")
     b.add_argument("--threads", type=int, default=torch.get_num_threads())
     b.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per measurement, over all rounds")
