@@ -88,3 +88,19 @@ def run_cases(cases: list[dict], rounds: int, min_time: float, out: str | Path) 
     write_rows(out, rows)
     print(f"rows written to {out}")
     return rows
+
+
+def cases_main(cases: Callable[[int], list[dict]], doc: str, out: str, argv: list[str] | None = None) -> int:
+    """The command line of a ``benchmarks/conv_*.py`` file: build ``cases(batch)`` and run them."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument("--out", default=out)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    run_cases(cases(args.batch), args.rounds, args.min_time, args.out)
+    return 0

@@ -23,15 +23,13 @@ ours is faster) and writes one JSON row per case to ``bench-results/conv_gated.j
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import nn
 
 try:
-    from _common import run_cases
+    from _common import cases_main
 except ImportError:  # run as a module
-    from benchmarks._common import run_cases
+    from benchmarks._common import cases_main
 
 from subband.layers import GnConv, LSConv
 
@@ -97,16 +95,7 @@ def cases(batch: int = 8) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--min-time", type=float, default=0.5)
-    ap.add_argument("--out", default="bench-results/conv_gated.jsonl")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    run_cases(cases(args.batch), args.rounds, args.min_time, args.out)
-    return 0
+    return cases_main(cases, __doc__, "bench-results/conv_gated.jsonl", argv)
 
 
 if __name__ == "__main__":
