@@ -39,3 +39,17 @@ def test_mlp_conv_and_linear_forms_agree():
     conv.load_state_dict({k: v.view(*v.shape, *([1, 1] if v.ndim == 2 else [])) for k, v in lin.state_dict().items()})
     x = torch.randn(2, 8, 5, 5)
     torch.testing.assert_close(conv(x), lin(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), rtol=1e-5, atol=1e-6)
+
+
+def test_squeeze_excite_is_its_formula():
+    from subband.layers import SqueezeExcite, make_divisible
+
+    se = SqueezeExcite(6, 3).double()
+    x = torch.randn(2, 6, 4, 5, dtype=torch.float64)
+    s = x.mean((2, 3))  # (B, C)
+    h = torch.relu(s @ se.fc1.weight.view(3, 6).T + se.fc1.bias)
+    want = x * torch.sigmoid(h @ se.fc2.weight.view(6, 3).T + se.fc2.bias)[:, :, None, None]
+    torch.testing.assert_close(se(x), want)
+    assert [make_divisible(v) for v in (3, 12, 13, 20)] == [8, 16, 16, 24]
+    with pytest.raises(ValueError, match="positive"):
+        SqueezeExcite(6, 0)

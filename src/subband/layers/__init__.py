@@ -1,21 +1,35 @@
 """Reusable blocks, one concept per file."""
 
+from .attention import (
+    Attention,
+    CrossAttention,
+    RelativePositionBias,
+    WindowAttention,
+    attend,
+    window_partition,
+    window_reverse,
+)
+from .conv_bn import ConvBN, fold_bn
 from .dcls import DclsConv1d, DclsConv2d, DclsConv3d, convert_dcls_package_state_dict, dcls_kernel
-from .dilated_reparam import DilatedReparamBlock, dilated_to_dense, fold_bn
+from .dilated_reparam import DilatedReparamBlock, dilated_to_dense
 from .drop import DropPath, drop_path
 from .gnconv import GlobalLocalFilter, GnConv, global_filter, gnconv_widths
-from .lsconv import LKP, SKA, ConvBN, LSConv, ska
+from .lsconv import LKP, SKA, LSConv, ska
 from .mlp import Mlp
 from .modality import AudioToMap, PointCloudToMap, TimeSeriesToMap, VideoToMap, audio_to_map, map_to_video, video_to_map
 from .norm import LayerNorm2d, layer_norm_2d
+from .squeeze_excite import SqueezeExcite, make_divisible
 from .wavemix import WaveMixBlock
 from .weighted_conv import WeightedConv1d, WeightedConv2d, WeightedConv3d, weighted_conv, weighted_conv_density
 
 __all__ = ["DropPath", "drop_path", "LayerNorm2d", "layer_norm_2d", "Mlp", "WaveMixBlock"]
-__all__ += ["DilatedReparamBlock", "dilated_to_dense", "fold_bn"]
+__all__ += ["ConvBN", "fold_bn", "SqueezeExcite", "make_divisible"]
+__all__ += ["DilatedReparamBlock", "dilated_to_dense"]
 __all__ += ["AudioToMap", "PointCloudToMap", "TimeSeriesToMap", "VideoToMap"]
 __all__ += ["audio_to_map", "map_to_video", "video_to_map"]
 __all__ += ["GnConv", "GlobalLocalFilter", "global_filter", "gnconv_widths"]
 __all__ += ["DclsConv1d", "DclsConv2d", "DclsConv3d", "dcls_kernel", "convert_dcls_package_state_dict"]
 __all__ += ["WeightedConv1d", "WeightedConv2d", "WeightedConv3d", "weighted_conv", "weighted_conv_density"]
-__all__ += ["ska", "SKA", "ConvBN", "LKP", "LSConv"]
+__all__ += ["ska", "SKA", "LKP", "LSConv"]
+__all__ += ["attend", "Attention", "CrossAttention", "WindowAttention", "RelativePositionBias"]
+__all__ += ["window_partition", "window_reverse"]

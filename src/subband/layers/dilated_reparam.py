@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DilatedReparamBlock", "dilated_to_dense", "fold_bn", "DEFAULT_BRANCHES"]
+from .conv_bn import fold_bn
+
+__all__ = ["DilatedReparamBlock", "dilated_to_dense", "DEFAULT_BRANCHES"]
 
 # (kernel sizes, dilations) of the parallel branches for each large kernel size, as in the official
 # configuration (AILab-CVC/UniRepLKNet, ``DilatedReparamBlock``).
@@ -64,14 +66,6 @@ def dilated_to_dense(kernel: torch.Tensor, dilation: int) -> torch.Tensor:
     dense = kernel.new_zeros(*kernel.shape[:-2], dilation * (kh - 1) + 1, dilation * (kw - 1) + 1)
     dense[..., ::dilation, ::dilation] = kernel
     return dense
-
-
-def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of a conv (``weight`` of shape ``(C_out, ...)``) followed by ``bn`` in eval
-    mode, as one conv: ``w * g / s`` and ``beta + (b - mean) * g / s`` with ``s = sqrt(var + eps)``."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    b = bn.running_mean.new_zeros(()) if bias is None else bias
-    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), bn.bias + (b - bn.running_mean) * scale
 
 
 def _pad_to(kernel: torch.Tensor, size: int) -> torch.Tensor:

@@ -16,9 +16,6 @@ taps with a hand-written backward (no ``k^2``-times larger unfolded copy of the 
 on any device. The official FLOP count replaces it by a static depthwise conv; this is the same
 number of multiply-adds, ``k^2`` per output element, which ``torch.utils.flop_counter`` does not see.
 
-:class:`ConvBN` (a bias-free conv followed by BatchNorm, with :meth:`ConvBN.fuse` folding the BN into
-the conv in place) is the unit LKP and LSNet are built from.
-
 Shape:
     ``(B, C, H, W) -> (B, C, H, W)``; ``C`` divisible by ``2`` and by ``groups``.
 
@@ -40,9 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .dilated_reparam import fold_bn
+from .conv_bn import ConvBN
 
-__all__ = ["ska", "SKA", "ConvBN", "LKP", "LSConv"]
+__all__ = ["ska", "SKA", "LKP", "LSConv"]
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor) -> int:
@@ -122,63 +119,6 @@ class SKA(nn.Module):
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return ska(x, weight)
-
-
-class ConvBN(nn.Sequential):
-    """A bias-free conv (``c``) and BatchNorm (``bn``); :meth:`fuse` folds the BN into the conv.
-
-    Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, groups: of the conv.
-        bn_weight_init: initial BN scale (0 makes a residual branch start as zero).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 1,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
-        groups: int = 1,
-        bn_weight_init: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self.c = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
-        self.bn: nn.Module = nn.BatchNorm2d(out_channels)
-        self.bn_weight_init = bn_weight_init
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        self.c.reset_parameters()
-        if isinstance(self.bn, nn.BatchNorm2d):
-            self.bn.reset_parameters()
-            nn.init.constant_(self.bn.weight, self.bn_weight_init)
-
-    @torch.no_grad()
-    def fuse(self) -> None:
-        """Fold ``bn`` (running statistics) into ``c`` in place; ``bn`` becomes the identity. Eval only."""
-        if self.training:
-            raise RuntimeError("fuse() folds the BatchNorm's running statistics: call .eval() first")
-        if not isinstance(self.bn, nn.BatchNorm2d):
-            return  # already fused
-        weight, bias = fold_bn(self.c.weight, self.c.bias, self.bn)
-        c = self.c
-        fused = nn.Conv2d(
-            c.in_channels,
-            c.out_channels,
-            c.kernel_size,
-            c.stride,
-            c.padding,
-            c.dilation,
-            c.groups,
-            bias=True,
-            device=weight.device,
-            dtype=weight.dtype,
-        )
-        fused.weight.copy_(weight)
-        fused.bias.copy_(bias)
-        self.c, self.bn = fused, nn.Identity()
 
 
 class LKP(nn.Module):

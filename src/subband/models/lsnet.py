@@ -32,29 +32,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import ConvBN, LSConv
+from ..layers import ConvBN, LSConv, SqueezeExcite, make_divisible
 from ._registry import Paper, register_model
 
 __all__ = ["LSNet", "LSNetBlock", "convert_official_state_dict"]
-
-
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    return max(divisor, int(v + divisor / 2) // divisor * divisor)
-
-
-class _SqueezeExcite(nn.Module):
-    """Squeeze-excitation: mean -> 1x1 conv (``fc1``) -> ReLU -> 1x1 conv (``fc2``) -> sigmoid -> scale."""
-
-    def __init__(self, dim: int, rd_ratio: float = 0.25) -> None:
-        super().__init__()
-        hidden = _make_divisible(dim * rd_ratio)
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = nn.ReLU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)  # (B, C, H, W) -> (B, C, 1, 1)
-        return x * torch.sigmoid(self.fc2(self.act(self.fc1(s))))
 
 
 class RepVGGDW(nn.Module):
@@ -183,7 +164,7 @@ class LSNetBlock(nn.Module):
         super().__init__()
         if mixer == "repvgg":
             self.mixer: nn.Module = RepVGGDW(dim)
-            self.se: nn.Module = _SqueezeExcite(dim, 0.25)
+            self.se: nn.Module = SqueezeExcite(dim, make_divisible(dim * 0.25))
         elif mixer == "lsconv":
             self.mixer, self.se = LSConv(dim), nn.Identity()
         elif mixer == "attention":

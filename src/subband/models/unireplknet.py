@@ -32,13 +32,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import DilatedReparamBlock, DropPath, LayerNorm2d
-from ..layers.dilated_reparam import fold_bn
+from ..layers import DilatedReparamBlock, DropPath, LayerNorm2d, SqueezeExcite, fold_bn
 from ._features import StagedClassifier, rename_keys, trunc_normal_init
 from ._registry import Paper, register_model
 from .convnext import ConvNeXtHead
 
-__all__ = ["UniRepLKNet", "UniRepLKNetBlock", "GRN", "SEBlock", "convert_official_state_dict", "DEFAULT_KERNEL_SIZES"]
+__all__ = ["UniRepLKNet", "UniRepLKNetBlock", "GRN", "convert_official_state_dict", "DEFAULT_KERNEL_SIZES"]
 
 _K13_3 = (13, 3)
 # per-block depthwise kernel sizes of the official configurations, keyed by depths
@@ -69,20 +68,6 @@ class GRN(nn.Module):
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
         y = torch.addcmul(x, x, self.gamma * nx)  # x * (1 + gamma * nx)
         return y if self.beta is None else y + self.beta
-
-
-class SEBlock(nn.Module):
-    """Squeeze-and-excitation on ``(B, C, H, W)``: global mean -> 1x1 conv (``hidden``) -> ReLU ->
-    1x1 conv -> sigmoid, scaling each channel."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.down = nn.Conv2d(dim, hidden, 1)
-        self.up = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)  # (B, C, H, W) -> (B, C, 1, 1)
-        return x * torch.sigmoid(self.up(torch.relu(self.down(s))))
 
 
 def _biased_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
@@ -139,7 +124,7 @@ class UniRepLKNetBlock(nn.Module):
         else:
             self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=False)
         self.norm: nn.Module = nn.Identity() if kernel_size == 0 else nn.BatchNorm2d(dim)
-        self.se = SEBlock(dim, dim // 4)
+        self.se = SqueezeExcite(dim, dim // 4)
         hidden = int(ffn_factor * dim)
         self.pwconv1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
@@ -320,6 +305,8 @@ _OFFICIAL_KEYS = [  # (pattern, replacement), first match wins
     (r"^stages\.(\d+)\.(\d+)\.act\.1\.", r"stages.\1.blocks.\2.grn."),
     (r"^stages\.(\d+)\.(\d+)\.pwconv2\.0\.", r"stages.\1.blocks.\2.pwconv2."),
     (r"^stages\.(\d+)\.(\d+)\.pwconv2\.2\.", r"stages.\1.blocks.\2.ffn_bn."),
+    (r"^stages\.(\d+)\.(\d+)\.se\.down\.", r"stages.\1.blocks.\2.se.fc1."),
+    (r"^stages\.(\d+)\.(\d+)\.se\.up\.", r"stages.\1.blocks.\2.se.fc2."),
     (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
     (r"^norm\.", "head.norm."),
     (r"^head\.", "head.fc."),

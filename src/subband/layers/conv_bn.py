@@ -1,0 +1,87 @@
+"""Conv + BatchNorm: :func:`fold_bn` computes the single conv that equals a conv followed by an
+eval-mode BatchNorm, and :class:`ConvBN` is a bias-free conv and its BatchNorm as one unit whose
+:meth:`ConvBN.fuse` folds the BN into the conv in place (the deploy-time form).
+
+Shape:
+    that of the conv: ``(B, C_in, H, W) -> (B, C_out, H', W')``.
+
+Example:
+    >>> cb = ConvBN(4, 8, 3, padding=1).eval()
+    >>> x = torch.randn(2, 4, 9, 9)
+    >>> y = cb(x)
+    >>> cb.fuse()
+    >>> torch.allclose(cb(x), y, atol=1e-5)
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ConvBN", "fold_bn"]
+
+
+def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of a conv (``weight`` of shape ``(C_out, ...)``) followed by ``bn`` in eval
+    mode, as one conv: ``w * g / s`` and ``beta + (b - mean) * g / s`` with ``s = sqrt(var + eps)``."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    b = bn.running_mean.new_zeros(()) if bias is None else bias
+    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), bn.bias + (b - bn.running_mean) * scale
+
+
+class ConvBN(nn.Sequential):
+    """A bias-free conv (``c``) and BatchNorm (``bn``); :meth:`fuse` folds the BN into the conv.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups: of the conv.
+        bn_weight_init: initial BN scale (0 makes a residual branch start as zero).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bn_weight_init: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
+        self.bn: nn.Module = nn.BatchNorm2d(out_channels)
+        self.bn_weight_init = bn_weight_init
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.c.reset_parameters()
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.bn.reset_parameters()
+            nn.init.constant_(self.bn.weight, self.bn_weight_init)
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold ``bn`` (running statistics) into ``c`` in place; ``bn`` becomes the identity. Eval only."""
+        if self.training:
+            raise RuntimeError("fuse() folds the BatchNorm's running statistics: call .eval() first")
+        if not isinstance(self.bn, nn.BatchNorm2d):
+            return  # already fused
+        weight, bias = fold_bn(self.c.weight, self.c.bias, self.bn)
+        c = self.c
+        fused = nn.Conv2d(
+            c.in_channels,
+            c.out_channels,
+            c.kernel_size,
+            c.stride,
+            c.padding,
+            c.dilation,
+            c.groups,
+            bias=True,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+        fused.weight.copy_(weight)
+        fused.bias.copy_(bias)
+        self.c, self.bn = fused, nn.Identity()
