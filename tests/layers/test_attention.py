@@ -130,3 +130,16 @@ def test_window_attention_validates():
         WindowAttention(16, 2, window_size=4, shift=4)
     with pytest.raises(ValueError, match="window_size"):
         WindowAttention(16, 2, window_size=0)
+
+
+def test_transformer_block_is_its_formula():
+    from subband.layers import TransformerBlock
+
+    torch.manual_seed(0)
+    block = TransformerBlock(16, num_heads=2, init_values=0.5).double().eval()
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    bias = torch.randn(2, 5, 5, dtype=torch.float64)
+    h = x + 0.5 * block.attn(F.layer_norm(x, (16,), block.norm1.weight, block.norm1.bias, 1e-6), bias=bias)
+    want = h + 0.5 * block.mlp(F.layer_norm(h, (16,), block.norm2.weight, block.norm2.bias, 1e-6))
+    torch.testing.assert_close(block(x, bias=bias), want)
+    assert {k.split(".")[0] for k in block.state_dict()} == {"norm1", "attn", "ls1", "norm2", "mlp", "ls2"}

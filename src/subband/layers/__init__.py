@@ -19,6 +19,7 @@ from .mlp import Mlp
 from .modality import AudioToMap, PointCloudToMap, TimeSeriesToMap, VideoToMap, audio_to_map, map_to_video, video_to_map
 from .norm import LayerNorm2d, layer_norm_2d
 from .squeeze_excite import SqueezeExcite, make_divisible
+from .transformer_block import LayerScale, TransformerBlock
 from .wavemix import WaveMixBlock
 from .weighted_conv import WeightedConv1d, WeightedConv2d, WeightedConv3d, weighted_conv, weighted_conv_density
 
@@ -33,3 +34,4 @@ __all__ += ["WeightedConv1d", "WeightedConv2d", "WeightedConv3d", "weighted_conv
 __all__ += ["ska", "SKA", "LKP", "LSConv"]
 __all__ += ["attend", "Attention", "CrossAttention", "WindowAttention", "RelativePositionBias"]
 __all__ += ["window_partition", "window_reverse"]
+__all__ += ["TransformerBlock", "LayerScale"]
