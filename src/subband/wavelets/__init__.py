@@ -1,5 +1,6 @@
 """Differentiable discrete wavelet transforms with PyWavelets' API, on any device."""
 
+from ._dtcwt import DTCWT1d, DTCWT2d, IDTCWT1d, IDTCWT2d, dtcwt, dtcwt2, dtcwt_filters, idtcwt, idtcwt2
 from ._dwt import (
     dwt,
     dwt2,
@@ -26,6 +27,7 @@ __all__ = [
     "dwt", "idwt", "dwt2", "idwt2", "dwtn", "idwtn",
     "wavedec", "waverec", "wavedec2", "waverec2", "wavedecn", "waverecn",
     "swt", "iswt", "swt2", "iswt2",
+    "dtcwt", "idtcwt", "dtcwt2", "idtcwt2", "dtcwt_filters", "DTCWT1d", "IDTCWT1d", "DTCWT2d", "IDTCWT2d",
     "dwt_max_level", "dwt_coeff_len", "swt_max_level",
     "DWT1d", "IDWT1d", "DWT2d", "IDWT2d", "DWT3d", "IDWT3d", "SWT1d", "ISWT1d", "SWT2d", "ISWT2d",
 ]  # fmt: skip
