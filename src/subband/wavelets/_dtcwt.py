@@ -292,6 +292,11 @@ def _orientations(horizontal: Sequence[torch.Tensor], diagonal: Sequence[torch.T
     return torch.stack((h1, d1, v1, v2, d2, h2), 1)
 
 
+def _stack_quads(*bands: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Three subbands' quads -> ``(N, 3, 4, h, w)``."""
+    return torch.stack([torch.stack(list(q), 1) for q in bands], 1)
+
+
 def _real_quads(w: torch.Tensor, i: int, j: int) -> torch.Tensor:
     """Orientations ``i``, ``j`` of ``w (N, 6, h, w)`` back to their real subband ``(N, 2h, 2w)``
     with the quads interleaved (up to the ``1/sqrt(2)`` folded into the synthesis taps)."""
@@ -308,7 +313,11 @@ def _band_quads(y: Sequence[torch.Tensor], row_band: int, col_band: int) -> list
     return [y[4 * (2 * row_band + r) + 2 * col_band + c] for r in (0, 1) for c in (0, 1)]
 
 
-def _forward_2d(x: torch.Tensor, nlevels: int, bank: _Bank) -> Coeffs:
+def _forward_2d(x: torch.Tensor, nlevels: int, bank: _Bank, as_quads: bool = False) -> Coeffs:
+    """Lowpass and, per level, the six complex orientations ``(..., 6, h, w)`` or, with
+    ``as_quads``, the real quads ``(..., 3, 4, h, w)``: subbands (horizontal, diagonal, vertical) x
+    trees (row, column) = aa, ab, ba, bb, scaled by ``1/sqrt(2)``."""
+    combine = _stack_quads if as_quads else _orientations
     if x.ndim < 2:
         raise ValueError(f"dtcwt2 needs at least 2 dims, got shape {tuple(x.shape)}")
     if x.shape[-2] % 2:
@@ -325,7 +334,7 @@ def _forward_2d(x: torch.Tensor, nlevels: int, bank: _Bank) -> Coeffs:
     def quads(band: torch.Tensor) -> list[torch.Tensor]:
         return [band[:, r::2, c::2] for r in (0, 1) for c in (0, 1)]
 
-    highs = [_orientations(quads(horizontal), quads(diagonal), quads(vertical))]
+    highs = [combine(quads(horizontal), quads(diagonal), quads(vertical))]
     for _ in range(1, nlevels):
         if ll.shape[-2] % 4:
             ll = _edge_extend(ll, 1)
@@ -335,11 +344,11 @@ def _forward_2d(x: torch.Tensor, nlevels: int, bank: _Bank) -> Coeffs:
         lle = _extend(_extend(ll, 1, *bank.pad_aq), 2, *bank.pad_aq)
         rows = _apply([lle], bank.aq, 1, h // 4, 4)  # [lo 1st, lo 2nd, hi 1st, hi 2nd] along H
         y = _apply(rows, bank.aq_last, 2, w // 4, 4)  # 16 maps: 4 * row channel + column channel
-        highs.append(_orientations(_band_quads(y, 1, 0), _band_quads(y, 1, 1), _band_quads(y, 0, 1)))
+        highs.append(combine(_band_quads(y, 1, 0), _band_quads(y, 1, 1), _band_quads(y, 0, 1)))
         lo = torch.stack(_band_quads(y, 0, 0), -1)  # (N, h, w, 4): trees (row, column)
         n, hq, wq = lo.shape[:3]
         ll = lo.view(n, hq, wq, 2, 2).permute(0, 1, 3, 2, 4).reshape(n, 2 * hq, 2 * wq)  # trees interleaved
-    return ll.reshape(*lead, *ll.shape[-2:]), [hh.reshape(*lead, *hh.shape[-3:]) for hh in highs]
+    return ll.reshape(*lead, *ll.shape[-2:]), [hh.reshape(*lead, *hh.shape[1:]) for hh in highs]
 
 
 def _inverse_2d(lo: torch.Tensor, hi: Sequence[torch.Tensor], bank: _Bank) -> torch.Tensor:
