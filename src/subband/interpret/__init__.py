@@ -1,5 +1,13 @@
 """Look inside any model: linear interpreters (LinearScope), ..."""
 
+from .filters import (
+    collect_filters,
+    filter_distance,
+    filter_statistics,
+    flag_degenerate,
+    layer_filter_statistics,
+    save_filter_pca_png,
+)
 from .linear_scope import SUPPORTED_UNITS, LinearInterpreter, LinearScope
 from .orthogonality import (
     conv_singular_values,
@@ -14,3 +22,5 @@ __all__ = ["LinearScope", "LinearInterpreter", "SUPPORTED_UNITS"]
 __all__ += ["conv_singular_values", "orthogonality_regularizer", "orthogonality_error"]
 __all__ += ["orthogonal_conv_exists", "orthogonal_conv_kernel"]
 __all__ += ["effective_receptive_field", "erf_summary", "save_erf_png"]
+__all__ += ["collect_filters", "layer_filter_statistics", "filter_statistics", "flag_degenerate"]
+__all__ += ["filter_distance", "save_filter_pca_png"]
