@@ -17,6 +17,7 @@ from .orthogonality import (
     orthogonality_regularizer,
 )
 from .receptive_field import effective_receptive_field, erf_summary, save_erf_png
+from .spectrum import SpectralDetector, azimuthal_average, fit_decay, power_spectrum, spectral_features
 
 __all__ = ["LinearScope", "LinearInterpreter", "SUPPORTED_UNITS"]
 __all__ += ["conv_singular_values", "orthogonality_regularizer", "orthogonality_error"]
@@ -24,3 +25,4 @@ __all__ += ["orthogonal_conv_exists", "orthogonal_conv_kernel"]
 __all__ += ["effective_receptive_field", "erf_summary", "save_erf_png"]
 __all__ += ["collect_filters", "layer_filter_statistics", "filter_statistics", "flag_degenerate"]
 __all__ += ["filter_distance", "save_filter_pca_png"]
+__all__ += ["power_spectrum", "azimuthal_average", "fit_decay", "spectral_features", "SpectralDetector"]
