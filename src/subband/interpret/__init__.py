@@ -17,6 +17,13 @@ from .orthogonality import (
     orthogonality_regularizer,
 )
 from .receptive_field import effective_receptive_field, erf_summary, save_erf_png
+from .robustness import (
+    CORRUPTIONS,
+    corrupt_patches,
+    evaluate_patch_robustness,
+    patch_attack,
+    set_attention_temperature,
+)
 from .spectrum import SpectralDetector, azimuthal_average, fit_decay, power_spectrum, spectral_features
 
 __all__ = ["LinearScope", "LinearInterpreter", "SUPPORTED_UNITS"]
@@ -26,3 +33,4 @@ __all__ += ["effective_receptive_field", "erf_summary", "save_erf_png"]
 __all__ += ["collect_filters", "layer_filter_statistics", "filter_statistics", "flag_degenerate"]
 __all__ += ["filter_distance", "save_filter_pca_png"]
 __all__ += ["power_spectrum", "azimuthal_average", "fit_decay", "spectral_features", "SpectralDetector"]
+__all__ += ["CORRUPTIONS", "corrupt_patches", "patch_attack", "evaluate_patch_robustness", "set_attention_temperature"]

@@ -125,6 +125,7 @@ class Attention(nn.Module):
     ) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, _check_heads(dim, num_heads, head_dim)
+        self.temperature = 1.0  # softmax temperature (> 1 flattens the attention; see interpret.robustness)
         inner = num_heads * self.head_dim
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.attn_drop = attn_drop
@@ -137,11 +138,13 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, h, N, d)
         drop = self.attn_drop if self.training else 0.0
-        y = attend(qkv[0], qkv[1], qkv[2], bias=bias, logit_scale=logit_scale, dropout_p=drop)
+        scale = self.head_dim**-0.5 / self.temperature
+        y = attend(qkv[0], qkv[1], qkv[2], bias=bias, logit_scale=logit_scale, scale=scale, dropout_p=drop)
         return self.proj_drop(self.proj(_merge(y)))
 
     def extra_repr(self) -> str:
-        return f"num_heads={self.num_heads}, head_dim={self.head_dim}"
+        t = "" if self.temperature == 1.0 else f", temperature={self.temperature}"
+        return f"num_heads={self.num_heads}, head_dim={self.head_dim}{t}"
 
 
 class CrossAttention(nn.Module):
