@@ -1,5 +1,7 @@
-"""Look inside any model: linear interpreters (LinearScope), ..."""
+"""Look inside any model: linear interpreters (LinearScope), filter statistics, spectra,
+orthogonality of convolutions, effective receptive fields, patch robustness, off-the-shelf features."""
 
+from .features import extract_features, linear_probe
 from .filters import (
     collect_filters,
     filter_distance,
@@ -34,3 +36,4 @@ __all__ += ["collect_filters", "layer_filter_statistics", "filter_statistics", "
 __all__ += ["filter_distance", "save_filter_pca_png"]
 __all__ += ["power_spectrum", "azimuthal_average", "fit_decay", "spectral_features", "SpectralDetector"]
 __all__ += ["CORRUPTIONS", "corrupt_patches", "patch_attack", "evaluate_patch_robustness", "set_attention_temperature"]
+__all__ += ["extract_features", "linear_probe"]
