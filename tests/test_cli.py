@@ -41,3 +41,21 @@ def test_train_then_eval(tmp_path, capsys):
     assert main(args + ["--resume"]) == 0  # already finished: resumes at epoch 2 and stops
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["val_top1"] == record["val_top1"]
     assert main(["train", "wavemix_lite_144_7", "--data", "nowhere:x", "--out", str(out)]) == 2
+
+
+def test_interpret_methods(tmp_path, capsys):
+    import json
+
+    assert main(["interpret", "linear", "wavemix_lite_144_7", "--samples", "1", "--compact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["identity_error"] < 1e-4 and 0 <= out["bias_share_mean"] <= 1
+    assert main(["interpret", "erf", "convnext_atto", "--samples", "1", "--out", str(tmp_path), "--compact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["side@0.5"] >= 1 and (tmp_path / "erf.png").is_file()
+    assert main(["interpret", "filters", "wavemix_lite_144_7", "--compact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["layers"] and set(out["degenerate"]) == {"sparse", "random", "low_diversity"}
+    assert main(["interpret", "orthogonality", "wavemix_lite_144_7", "--size", "16", "--compact"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"]
+    assert main(["interpret", "robustness", "wavemix_lite_144_7", "--samples", "4"]) == 2  # needs --data
+    assert "needs labelled images" in capsys.readouterr().err

@@ -4,6 +4,8 @@
     subband eval CHECKPOINT --data SPEC evaluate a checkpoint
     subband models [PATTERN]            registered models: params and GMACs (after fuse()), counted and as reported
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
+    subband interpret METHOD MODEL      look inside a model (a registered name or a checkpoint):
+                                        filters | erf | linear | orthogonality | robustness
 
 Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images), sr (bundled photos).
 
@@ -163,6 +165,71 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(name_or_path: str):
+    """A checkpoint (a path that exists) or a registered model with fresh weights."""
+    return load_model(name_or_path) if Path(name_or_path).exists() else create_model(name_or_path)
+
+
+def _images(args: argparse.Namespace, model, n: int):
+    """``n`` images (and labels) of ``--data``, or random images of the model's default size."""
+    if args.data:
+        data = from_spec(args.data, split="test")
+        x = torch.stack([data[i][0] for i in range(min(n, len(data)))])
+        y = torch.tensor([data[i][1] for i in range(min(n, len(data)))])
+        return x, y
+    return default_input(model, n), None
+
+
+def cmd_interpret(args: argparse.Namespace) -> int:
+    from . import interpret as it
+
+    torch.set_num_threads(args.threads)
+    model = _load(args.model).eval()
+    out: dict = {"model": args.model, "method": args.method}
+    try:
+        _interpret(args, model, out, it)
+    except RuntimeError as e:  # images that do not fit the model and the like
+        raise ValueError(f"{args.method} on {args.model} failed: {str(e).splitlines()[0]}") from None
+    print(json.dumps(out, indent=None if args.compact else 2))
+    return 0
+
+
+def _interpret(args: argparse.Namespace, model, out: dict, it) -> None:
+    png = Path(args.out) / f"{args.method}.png" if args.out else None
+    if args.method == "filters":
+        stats = it.filter_statistics(model, kernel_size=args.kernel_size)
+        if not stats:
+            raise ValueError(f"{args.model} has no {args.kernel_size}x{args.kernel_size} convolutions")
+        out.update(layers=stats, degenerate=it.flag_degenerate(stats))
+        if png and args.kernel_size == 3:
+            out["png"] = str(it.save_filter_pca_png(model, png))
+    elif args.method == "erf":
+        x, _ = _images(args, model, args.samples)
+        erf = it.effective_receptive_field(model, x)
+        out.update(it.erf_summary(erf), input=list(x.shape))
+        if png:
+            out["png"] = str(it.save_erf_png(erf, png, title=args.model))
+    elif args.method == "linear":
+        x, _ = _images(args, model, args.samples)
+        lin = it.LinearScope(model).interpret(x)
+        err = float((lin.apply(x) + lin.bias - lin.output).abs().max())
+        out.update(identity_error=err, bias_share_mean=float(lin.bias_share().mean()), input=list(x.shape))
+    elif args.method == "orthogonality":
+        rows = {}
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and args.size % m.stride[0] == 0:
+                w = m.weight.detach()
+                if args.size >= w.shape[-1]:
+                    rows[name] = {**it.orthogonality_error(w, args.size, m.stride[0]),
+                                  "regulariser": float(it.orthogonality_regularizer(w, m.stride[0]))}  # fmt: skip
+        out["layers"] = rows
+    elif args.method == "robustness":
+        if not args.data:
+            raise ValueError("robustness needs labelled images: --data SPEC")
+        x, y = _images(args, model, args.samples)
+        out.update(it.evaluate_patch_robustness(model, x, y, args.patch_size))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="subband", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,6 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rounds", type=int, default=3, help="the models take turns this many times; medians kept")
     b.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
     b.set_defaults(fn=cmd_bench)
+    i = sub.add_parser("interpret", help="look inside a model: filter statistics, ERF, linear interpreter, ...")
+    i.add_argument("method", choices=["filters", "erf", "linear", "orthogonality", "robustness"])
+    i.add_argument("model", help="a registered model name (fresh weights) or a .safetensors checkpoint")
+    i.add_argument("--data", help="images (and labels) to use, a dataset spec as for train; random if omitted")
+    i.add_argument("--samples", type=int, default=8, help="images to use")
+    i.add_argument("--out", help="folder for a PNG (filters, erf)")
+    i.add_argument("--kernel-size", type=int, default=3, help="filters: the kernel size to collect")
+    i.add_argument("--size", type=int, default=32, help="orthogonality: image side for the operator")
+    i.add_argument("--patch-size", type=int, default=4, help="robustness: patch side")
+    i.add_argument("--threads", type=int, default=torch.get_num_threads())
+    i.add_argument("--compact", action="store_true", help="one-line JSON")
+    i.set_defaults(fn=cmd_interpret)
     return p
 
 
