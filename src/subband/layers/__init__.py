@@ -18,6 +18,7 @@ from .lsconv import LKP, SKA, LSConv, ska
 from .mlp import Mlp
 from .modality import AudioToMap, PointCloudToMap, TimeSeriesToMap, VideoToMap, audio_to_map, map_to_video, video_to_map
 from .norm import LayerNorm2d, layer_norm_2d
+from .selective_scan import selective_scan
 from .squeeze_excite import SqueezeExcite, make_divisible
 from .transformer_block import LayerScale, TransformerBlock
 from .wavemix import WaveMixBlock
@@ -35,3 +36,4 @@ __all__ += ["ska", "SKA", "LKP", "LSConv"]
 __all__ += ["attend", "Attention", "CrossAttention", "WindowAttention", "RelativePositionBias"]
 __all__ += ["window_partition", "window_reverse"]
 __all__ += ["TransformerBlock", "LayerScale"]
+__all__ += ["selective_scan"]
