@@ -23,6 +23,7 @@ from .squeeze_excite import SqueezeExcite, make_divisible
 from .transformer_block import LayerScale, TransformerBlock
 from .wavemix import WaveMixBlock
 from .weighted_conv import WeightedConv1d, WeightedConv2d, WeightedConv3d, weighted_conv, weighted_conv_density
+from .wersa import WERSA
 
 __all__ = ["DropPath", "drop_path", "LayerNorm2d", "layer_norm_2d", "Mlp", "WaveMixBlock"]
 __all__ += ["ConvBN", "fold_bn", "SqueezeExcite", "make_divisible"]
@@ -37,3 +38,4 @@ __all__ += ["attend", "Attention", "CrossAttention", "WindowAttention", "Relativ
 __all__ += ["window_partition", "window_reverse"]
 __all__ += ["TransformerBlock", "LayerScale"]
 __all__ += ["selective_scan"]
+__all__ += ["WERSA"]
