@@ -2,7 +2,7 @@
 transform against pytorch_wavelets' ``DTCWTForward``/``DTCWTInverse`` (bench extra) and against
 the ``dtcwt`` package (numpy; dev extra).
 
-    python benchmarks/spectral.py [--batch 16] [--threads 2] [--rounds 3] [--min-time 0.5]
+    python benchmarks/spectral.py [--batch 16] [--threads 2] [--rounds 3] [--min-time 0.5] [--tokens 1024 4096 ...]
 
 Cases (CPU, float32 unless noted, ``(batch, 3, 256, 256)``, 3 levels, near_sym_a / qshift_a):
 
@@ -10,6 +10,11 @@ Cases (CPU, float32 unless noted, ``(batch, 3, 256, 256)``, 3 levels, near_sym_a
 - ``dtcwt2_fwd_*``: forward only;
 - ``dtcwt2_fwd_bwd_*``: forward and backward through the coefficients (input requires grad);
 - ``dtcwt2_numpy``: one 256x256 image in float64 against the ``dtcwt`` package.
+
+Then WERSA against softmax attention (``F.scaled_dot_product_attention``), batch 1, 8 heads of 64,
+at 1k, 4k, 16k and 64k tokens: forward time and peak memory of each, and the exponent of a
+power-law fit of time against tokens. Softmax attention is skipped past ``--softmax-limit`` tokens
+(its time grows quadratically: the table says so instead of waiting).
 
 Outputs are compared before timing (max abs difference printed). Prints the ratio baseline / ours
 (> 1: ours is faster) and writes one JSON row per case to ``bench-results/spectral.jsonl``.
@@ -23,10 +28,13 @@ import numpy as np
 import torch
 
 try:
-    from _common import cases_main
+    from _common import environment, peak_bytes, run_cases, timeit, write_rows
 except ImportError:  # run as a module
-    from benchmarks._common import cases_main
+    from benchmarks._common import environment, peak_bytes, run_cases, timeit, write_rows
 
+import torch.nn.functional as F
+
+from subband.layers import WERSA
 from subband.wavelets import DTCWT2d, IDTCWT2d
 
 
@@ -87,5 +95,58 @@ def cases(batch: int = 16) -> list[dict]:
     return _dtcwt_cases(batch)
 
 
+def wersa_scaling(tokens: list[int], softmax_limit: int, min_time: float) -> list[dict]:
+    """Forward time and peak memory of WERSA and softmax attention against sequence length."""
+    dim, heads = 512, 8
+    layer = WERSA(dim, heads, levels=4, features=128).eval()
+    rows, times = [], {"wersa": [], "softmax": []}
+    print(f"{'tokens':>7s} {'WERSA ms':>9s} {'WERSA MB':>9s} {'softmax ms':>11s} {'softmax MB':>11s}")
+    for n in tokens:
+        x = torch.randn(1, n, dim)
+        q = torch.randn(1, heads, n, dim // heads)
+        with torch.no_grad():
+            w_ms = timeit(lambda x=x: layer(x), min_time)[0]
+            w_mb = peak_bytes(lambda x=x: layer(x)) / 2**20
+            s_ms = s_mb = None
+            if n <= softmax_limit:
+                s_ms = timeit(lambda q=q: F.scaled_dot_product_attention(q, q, q), min_time)[0]
+                s_mb = peak_bytes(lambda q=q: F.scaled_dot_product_attention(q, q, q)) / 2**20
+        times["wersa"].append((n, w_ms))
+        if s_ms is not None:
+            times["softmax"].append((n, s_ms))
+        fmt = lambda v, spec: "skipped" if v is None else format(v, spec)  # noqa: E731
+        print(f"{n:7d} {w_ms:9.1f} {w_mb:9.1f} {fmt(s_ms, '11.1f'):>11s} {fmt(s_mb, '11.1f'):>11s}")
+        rows.append(dict(case=f"attention_{n}", tokens=n, wersa_ms=w_ms, wersa_peak_mb=w_mb, softmax_ms=s_ms,
+                         softmax_peak_mb=s_mb))  # fmt: skip
+    for name, pts in times.items():
+        if len(pts) >= 2:
+            xs, ys = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+            slope = float(np.polyfit(xs, ys, 1)[0])
+            print(f"{name}: time ~ tokens^{slope:.2f} over {pts[0][0]}-{pts[-1][0]} tokens")
+            rows.append(dict(case=f"{name}_exponent", exponent=slope))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument("--tokens", nargs="+", type=int, default=[1024, 4096, 16384, 65536])
+    ap.add_argument("--softmax-limit", type=int, default=16384)
+    ap.add_argument("--skip-dtcwt", action="store_true")
+    ap.add_argument("--out", default="bench-results/spectral.jsonl")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [] if args.skip_dtcwt else run_cases(cases(args.batch), args.rounds, args.min_time, args.out)
+    env = environment()
+    rows += [dict(env, **r) for r in wersa_scaling(args.tokens, args.softmax_limit, args.min_time)]
+    write_rows(args.out, rows)
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(cases_main(cases, __doc__, "bench-results/spectral.jsonl"))
+    raise SystemExit(main())
