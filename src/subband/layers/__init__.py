@@ -1,5 +1,6 @@
 """Reusable blocks, one concept per file."""
 
+from .aff import AFFMixer
 from .attention import (
     Attention,
     CrossAttention,
@@ -13,6 +14,7 @@ from .conv_bn import ConvBN, fold_bn
 from .dcls import DclsConv1d, DclsConv2d, DclsConv3d, convert_dcls_package_state_dict, dcls_kernel
 from .dilated_reparam import DilatedReparamBlock, dilated_to_dense
 from .drop import DropPath, drop_path
+from .fdconv import FDConv, FrequencyBandModulation, convert_to_fdconv, fdconv2d, fdw_kernels, frequency_bands
 from .gnconv import GlobalLocalFilter, GnConv, global_filter, gnconv_widths
 from .lsconv import LKP, SKA, LSConv, ska
 from .mlp import Mlp
@@ -38,4 +40,6 @@ __all__ += ["attend", "Attention", "CrossAttention", "WindowAttention", "Relativ
 __all__ += ["window_partition", "window_reverse"]
 __all__ += ["TransformerBlock", "LayerScale"]
 __all__ += ["selective_scan"]
+__all__ += ["FDConv", "FrequencyBandModulation", "convert_to_fdconv", "fdconv2d", "fdw_kernels", "frequency_bands"]
 __all__ += ["WERSA"]
+__all__ += ["AFFMixer"]
