@@ -1,22 +1,26 @@
-"""subband's ConvNeXt against timm's, same weights, one process: outputs and CPU throughput.
+"""subband's models against timm's, same weights, one process: outputs and CPU throughput.
 
-    python benchmarks/convnext_timm.py [--models convnext_atto convnext_tiny] [--batches 1 32]
+    python benchmarks/timm_models.py [--models convnext_atto convnext_tiny] [--batches 1 32]
 
 Needs an environment where ``timm`` imports (timm needs torchvision, which must match the
-installed torch). Each model is built by both libraries, timm's state dict is loaded into
-subband's unchanged, the logits are compared, then both are timed in eval mode in interleaved
-rounds (median of the rounds' medians). Prints images/s and the ratio subband / timm (> 1: subband
-is faster) and writes one JSON row per case to ``bench-results/convnext_timm.jsonl``.
+installed torch). Each model is built by both libraries under the same name; timm's state dict is
+loaded into subband's (unchanged, or through the model module's ``convert_timm_state_dict`` where
+it has one); the logits are compared at the model's default input size; then both are timed in
+eval mode in interleaved rounds (median of the rounds' medians). Prints images/s and the ratio
+subband / timm (> 1: subband is faster) and writes one JSON row per case to
+``bench-results/timm_models.jsonl``. ``benchmarks/transformers.py`` runs it on the transformers.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 
 import torch
 
 import subband
+from subband.models._profile import default_input
 
 try:
     from _common import environment, timeit, write_rows
@@ -28,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["convnext_atto", "convnext_tiny"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 32])
-    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--size", type=int, default=None, help="input side (default: the model's default)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=1.0)
-    ap.add_argument("--out", default="bench-results/convnext_timm.jsonl")
+    ap.add_argument("--out", default="bench-results/timm_models.jsonl")
     args = ap.parse_args(argv)
 
     import timm  # noqa: PLC0415  (optional peer)
@@ -44,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         ref = timm.create_model(name).eval()
         ours = subband.create_model(name).eval()
-        ours.load_state_dict(ref.state_dict())  # strict: same keys
+        state = ref.state_dict()
+        convert = getattr(importlib.import_module(type(ours).__module__), "convert_timm_state_dict", None)
+        ours.load_state_dict(convert(state) if convert else state)  # strict
+        size = args.size or default_input(ours).shape[-1]
         for batch in args.batches:
-            x = torch.randn(batch, 3, args.size, args.size)
+            x = torch.randn(batch, 3, size, size)
             with torch.no_grad():
                 diff = (ours(x) - ref(x)).abs().max().item()
             times: dict[str, list[float]] = {"subband": [], "timm": []}
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     env,
                     model=name,
                     batch=batch,
-                    input=[batch, 3, args.size, args.size],
+                    input=list(x.shape),
                     dtype="float32",
                     max_abs_diff=diff,
                     median_ms=med,
