@@ -33,6 +33,14 @@ def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d)
 class ConvBN(nn.Sequential):
     """A bias-free conv (``c``) and BatchNorm (``bn``); :meth:`fuse` folds the BN into the conv.
 
+    The four modes of "Efficient ConvBN Blocks for Transfer Learning and Beyond" (Huang et al.;
+    arXiv 2305.11624): *Train* (``bn`` in training mode: batch statistics), *Eval* (``bn`` in eval
+    mode: running statistics, a separate normalisation after the conv), *Tune* (``tune = True``
+    with ``bn`` in eval mode: the running statistics are folded into the conv's weight and bias on
+    the fly, ``conv(x, W * g / s, beta - mean * g / s)``; the same function and gradients as Eval
+    for the conv weight and the BN affine parameters, at the cost of one convolution and no stored
+    pre-normalisation activation) and *Deploy* (:meth:`fuse`: folded once, for inference).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups: of the conv.
         bn_weight_init: initial BN scale (0 makes a residual branch start as zero).
@@ -53,7 +61,14 @@ class ConvBN(nn.Sequential):
         self.c = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
         self.bn: nn.Module = nn.BatchNorm2d(out_channels)
         self.bn_weight_init = bn_weight_init
+        self.tune = False
         self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tune and isinstance(self.bn, nn.BatchNorm2d) and not self.bn.training:
+            weight, bias = fold_bn(self.c.weight, self.c.bias, self.bn)  # differentiable in c and bn's affine
+            return self.c._conv_forward(x, weight, bias)
+        return self.bn(self.c(x))
 
     def reset_parameters(self) -> None:
         self.c.reset_parameters()

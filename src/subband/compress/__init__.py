@@ -1,0 +1,5 @@
+"""Make models small and fast: deploy-time rewrites that return a new module."""
+
+from .conv_bn import convbn_mode
+
+__all__ = ["convbn_mode"]
