@@ -52,3 +52,17 @@ def _has_bn(model: nn.Module) -> bool:
 def test_fuse_refuses_training_mode():
     with pytest.raises(ValueError, match="eval"):
         fuse(nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)))
+
+
+def test_fuse_folds_plain_conv_bn_pairs():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.BatchNorm2d(4))
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    fused = fuse(net)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(2, 3, 9, 9)
+    torch.testing.assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)

@@ -33,6 +33,7 @@ def _pair_to_convbn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> ConvBN:
     block = ConvBN.__new__(ConvBN)
     nn.Sequential.__init__(block)
     block.c, block.bn, block.bn_weight_init, block.tune = conv, bn, 1.0, False
+    block.training = conv.training
     return block
 
 
