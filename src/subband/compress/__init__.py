@@ -1,6 +1,8 @@
 """Make models small and fast: deploy-time rewrites that return a new module."""
 
+from .adapters import LoRA, WaRA, adapter_parameters, add_adapters, merge_adapters, unmerge_adapters
 from .conv_bn import convbn_mode
 from .fuse import fuse
 
 __all__ = ["convbn_mode", "fuse"]
+__all__ += ["LoRA", "WaRA", "add_adapters", "merge_adapters", "unmerge_adapters", "adapter_parameters"]
