@@ -81,7 +81,7 @@ def _check_level(sizes: Sequence[int], flen: int, level: int | None) -> int:
         raise TypeError(f"level must be an int or None, got {type(level).__name__}")
     if level < 0:
         raise ValueError(f"level must be >= 0, got {level}")
-    hard = min(sizes).bit_length() - 1  # floor(log2(size)): beyond it the signal is used up
+    hard = int(min(sizes)).bit_length() - 1  # floor(log2(size)): beyond it the signal is used up
     if level > hard:
         raise ValueError(
             f"level {level} is too high for sizes {tuple(sizes)}: a size of {min(sizes)} halves at most "
