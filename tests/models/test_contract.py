@@ -1,5 +1,7 @@
 """One contract, tested over every registered model."""
 
+import math
+
 import pytest
 import torch
 
@@ -100,15 +102,28 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _as_map(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    """``forward_features`` as a map. Token models (timm's layout: ``num_prefix_tokens`` class/extra
+    tokens, then the patch tokens, ``(B, N, C)``) give their square grid of patch tokens as ``(B, C, h, w)``."""
+    n = getattr(model, "num_prefix_tokens", None)
+    if n is None:
+        return feats
+    b, t, c = feats.shape
+    side = math.isqrt(t - n)
+    assert side * side == t - n, f"{t - n} patch tokens are not a square grid"
+    return feats[:, n:].transpose(1, 2).reshape(b, c, side, side)  # (B, n + h*w, C) -> (B, C, h, w)
+
+
 @pytest.mark.parametrize("name", _cases(CLASSIFIERS))
 def test_classifier_interface(name):
     model = subband.create_model(name).eval()
     side = _side(model)
     x = torch.randn(2, 3, side, side)
     feats = model.forward_features(x)
-    assert feats.shape[:2] == (2, model.num_features)
+    fmap = _as_map(model, feats)
+    assert fmap.shape[:2] == (2, model.num_features)
     info = model.feature_info[-1]
-    assert info["num_chs"] == model.num_features and feats.shape[-1] == _ceil(side, info["reduction"])
+    assert info["num_chs"] == model.num_features and fmap.shape[-1] == _ceil(side, info["reduction"])
     pooled = model.forward_head(feats, pre_logits=True)
     assert pooled.shape == (2, model.num_features)
     torch.testing.assert_close(model.forward_head(feats), model(x))
@@ -140,7 +155,7 @@ def test_features_only_pyramid(name):
     assert len(maps) == len(net.feature_info) == len(taps)
     for fmap, info in zip(maps, net.feature_info):
         assert fmap.shape == (2, info["num_chs"], _ceil(side, info["reduction"]), _ceil(side, info["reduction"]))
-    torch.testing.assert_close(maps[-1], last)  # the last tap is what forward_features returns
+    torch.testing.assert_close(maps[-1], _as_map(full, last))  # the last tap is what forward_features returns
     # a subset prunes the layers after the last tap, and every remaining parameter is used
     size = _count(net)
     first = FeaturePyramid(net.model, out_indices=(0,))
