@@ -93,12 +93,10 @@ def _record(module: nn.Module, x: torch.Tensor) -> _State:  # noqa: PLR0911, PLR
     if isinstance(module, nn.Hardswish):
         return _State("gate", F.hardsigmoid(x), x.new_zeros(()))
     if isinstance(module, nn.GELU):
-        g = (
-            0.5 * (1 + torch.erf(x / math.sqrt(2)))
-            if module.approximate == "none"
-            else F.gelu(x, approximate="tanh") / x
-        )
-        return _State("gate", torch.nan_to_num(g, nan=0.5), x.new_zeros(()))
+        if module.approximate == "none":
+            return _State("gate", torch.special.ndtr(x), x.new_zeros(()))  # the normal CDF
+        g = torch.nan_to_num(F.gelu(x, approximate="tanh") / x, nan=0.5)
+        return _State("gate", g, x.new_zeros(()))
     if isinstance(module, nn.SiLU):
         return _State("gate", torch.sigmoid(x), x.new_zeros(()))
     if isinstance(module, nn.Tanh):  # secant form: tanh(x) = x * (tanh(x) / x)
@@ -120,6 +118,16 @@ def _record(module: nn.Module, x: torch.Tensor) -> _State:  # noqa: PLR0911, PLR
     if isinstance(module, nn.GroupNorm):
         return _State("norm", _inverse_std(x.reshape(*x.shape[:1], module.num_groups, -1), (2,), module.eps))
     raise TypeError(f"LinearScope does not know how to linearise {type(module).__name__}")
+
+
+def _layer_norm_state(module: nn.LayerNorm, x: torch.Tensor) -> tuple[torch.Tensor, _State]:
+    """LayerNorm (or LayerNorm2d over channels) output and its frozen ``1/sigma`` in one call."""
+    channels_first = isinstance(module, LayerNorm2d)
+    xx = x.permute(0, 2, 3, 1) if channels_first else x  # (B, C, H, W) -> (B, H, W, C)
+    y, _, rstd = torch.native_layer_norm(xx, module.normalized_shape, module.weight, module.bias, module.eps)
+    if channels_first:
+        y, rstd = y.permute(0, 3, 1, 2), rstd.permute(0, 3, 1, 2)  # back to (B, C, H, W), (B, 1, H, W)
+    return y, _State("norm", rstd)
 
 
 def _replay(module: nn.Module, state: _State, v: torch.Tensor) -> torch.Tensor:
@@ -154,26 +162,30 @@ class _Frozen(torch.autograd.Function):
     its frozen form: the recorded forward differentiates as the linear interpreter."""
 
     @staticmethod
-    def forward(ctx, x, module, state):  # type: ignore[override]
+    def forward(ctx, x, module, state, value=None):  # type: ignore[override]
         ctx.module, ctx.state = module, state
         ctx.shape = x.shape
+        if value is not None:
+            return value
+        if isinstance(module, (nn.GELU, nn.SiLU, nn.Hardswish)):  # x * gate: the gate is already computed
+            return x * state.tensors[0]
         return type(module).forward(module, x)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         m, state = ctx.module, ctx.state
         if state.kind == "gate":
-            return grad * state.tensors[0], None, None
+            return grad * state.tensors[0], None, None, None
         if state.kind == "select":
             (idx,) = state.tensors
             n, c = grad.shape[:2]
             gx = grad.new_zeros(n, c, math.prod(ctx.shape[2:]))
             gx.scatter_add_(2, idx.reshape(n, c, -1), grad.reshape(n, c, -1))
-            return gx.view(ctx.shape), None, None
+            return gx.view(ctx.shape), None, None, None
         with torch.enable_grad():  # norms: differentiate the frozen form (cheap, affine)
             v = torch.zeros(ctx.shape, dtype=grad.dtype, device=grad.device, requires_grad=True)
             (gx,) = torch.autograd.grad(_replay(m, state, v), v, grad)
-        return gx, None, None
+        return gx, None, None, None
 
 
 SUPPORTED_UNITS = (
@@ -222,9 +234,13 @@ class LinearScope:
         states: list[tuple[nn.Module, _State]] = []
 
         def capture(m: nn.Module, inp: torch.Tensor) -> torch.Tensor:
-            state = _record(m, inp.detach())
+            value = None
+            if isinstance(m, nn.LayerNorm):  # one native call gives the output and the frozen 1/sigma
+                value, state = _layer_norm_state(m, inp.detach())
+            else:
+                state = _record(m, inp.detach())
             states.append((m, state))
-            return _Frozen.apply(inp, m, state)  # the unit's value; backward: its frozen (affine) form
+            return _Frozen.apply(inp, m, state, value)  # the unit's value; backward: its frozen (affine) form
 
         x_in = x.detach().clone().requires_grad_()
         with torch.enable_grad(), self._hooks(capture):
