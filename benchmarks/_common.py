@@ -90,6 +90,28 @@ def run_cases(cases: list[dict], rounds: int, min_time: float, out: str | Path) 
     return rows
 
 
+def eval_step(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """A timed call: ``module`` in eval mode (set on every call: train cases may share it), no autograd."""
+
+    def run() -> torch.Tensor:
+        module.eval()
+        with torch.no_grad():
+            return module(x)
+
+    return run
+
+
+def train_step(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """A timed call: ``module`` in training mode, forward and backward (input and parameters)."""
+    x = x.clone().requires_grad_()
+
+    def run() -> None:
+        module.train()
+        module(x).sum().backward()
+
+    return run
+
+
 def cases_main(cases: Callable[[int], list[dict]], doc: str, out: str, argv: list[str] | None = None) -> int:
     """The command line of a ``benchmarks/conv_*.py`` file: build ``cases(batch)`` and run them."""
     import argparse

@@ -26,31 +26,11 @@ import torch
 from torch import nn
 
 try:
-    from _common import cases_main
+    from _common import cases_main, eval_step, train_step
 except ImportError:  # run as a module
-    from benchmarks._common import cases_main
+    from benchmarks._common import cases_main, eval_step, train_step
 
 from subband.layers import DclsConv2d, WeightedConv2d
-
-
-def _eval(module: nn.Module, x: torch.Tensor):
-    module.eval()
-
-    def run() -> torch.Tensor:
-        with torch.no_grad():
-            return module(x)
-
-    return run
-
-
-def _train(module: nn.Module, x: torch.Tensor):
-    module.train()
-    x = x.clone().requires_grad_()
-
-    def run() -> None:
-        module(x).sum().backward()
-
-    return run
 
 
 def cases(batch: int = 8) -> list[dict]:
@@ -59,7 +39,7 @@ def cases(batch: int = 8) -> list[dict]:
     out = []
 
     def add(name, ours, base, base_name, x, train=False):
-        wrap = _train if train else _eval
+        wrap = train_step if train else eval_step
         out.append(
             dict(name=name, ours=wrap(ours, x), baseline=wrap(base, x), baseline_name=base_name, shape=list(x.shape))
         )

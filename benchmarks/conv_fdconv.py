@@ -21,31 +21,11 @@ import torch
 from torch import nn
 
 try:
-    from _common import cases_main
+    from _common import cases_main, eval_step, train_step
 except ImportError:  # run as a module
-    from benchmarks._common import cases_main
+    from benchmarks._common import cases_main, eval_step, train_step
 
 from subband.layers import FDConv
-
-
-def _eval(module: nn.Module, x: torch.Tensor):
-    module.eval()
-
-    def run() -> torch.Tensor:
-        with torch.no_grad():
-            return module(x)
-
-    return run
-
-
-def _train(module: nn.Module, x: torch.Tensor):
-    module.train()
-    x = x.clone().requires_grad_()
-
-    def run() -> None:
-        module(x).sum().backward()
-
-    return run
 
 
 def cases(batch: int = 8) -> list[dict]:
@@ -58,7 +38,7 @@ def cases(batch: int = 8) -> list[dict]:
         fd = FDConv.from_conv(conv, kernel_num=64)
         name, base = f"fdconv3x3_k64_c{c}_{hw}x{hw}", f"nn.Conv2d 3x3 ({c} ch)"
         for train in (False, True):
-            wrap = _train if train else _eval
+            wrap = train_step if train else eval_step
             out.append(
                 dict(
                     name=name + ("_train" if train else ""),

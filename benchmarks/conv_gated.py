@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 try:
-    from _common import cases_main
+    from _common import cases_main, eval_step, train_step
 except ImportError:  # run as a module
-    from benchmarks._common import cases_main
+    from benchmarks._common import cases_main, eval_step, train_step
 
 from subband.layers import GnConv, LSConv
 
@@ -40,32 +40,13 @@ def _separable(dim: int, k: int = 7) -> nn.Module:
     )
 
 
-def _eval(module: nn.Module, x: torch.Tensor):
-    def run() -> torch.Tensor:
-        module.eval()  # set on every call: the train cases share the modules
-        with torch.no_grad():
-            return module(x)
-
-    return run
-
-
-def _train(module: nn.Module, x: torch.Tensor):
-    x = x.clone().requires_grad_()
-
-    def run() -> None:
-        module.train()
-        module(x).sum().backward()
-
-    return run
-
-
 def cases(batch: int = 8) -> list[dict]:
     """Benchmark cases: ``{"name", "ours", "baseline", "baseline_name", "shape"}``."""
     torch.manual_seed(0)
     out = []
 
     def add(name, ours, base, base_name, x, train=False):
-        wrap = _train if train else _eval
+        wrap = train_step if train else eval_step
         out.append(
             dict(name=name, ours=wrap(ours, x), baseline=wrap(base, x), baseline_name=base_name, shape=list(x.shape))
         )
