@@ -12,6 +12,7 @@ from .attention import (
 )
 from .conv_bn import ConvBN, fold_bn
 from .dcls import DclsConv1d, DclsConv2d, DclsConv3d, convert_dcls_package_state_dict, dcls_kernel
+from .deform_conv import DeformConv2d, deform_conv2d
 from .dilated_reparam import DilatedReparamBlock, dilated_to_dense
 from .drop import DropPath, drop_path
 from .fdconv import FDConv, FrequencyBandModulation, convert_to_fdconv, fdconv2d, fdw_kernels, frequency_bands
@@ -20,6 +21,7 @@ from .lsconv import LKP, SKA, LSConv, ska
 from .mlp import Mlp
 from .modality import AudioToMap, PointCloudToMap, TimeSeriesToMap, VideoToMap, audio_to_map, map_to_video, video_to_map
 from .norm import LayerNorm2d, layer_norm_2d
+from .pyramid_conv import IntegratedBatchNorm, LevelConv, PyramidConv, SEPCNeck, integrated_batch_norm
 from .selective_scan import selective_scan
 from .squeeze_excite import SqueezeExcite, make_divisible
 from .transformer_block import LayerScale, TransformerBlock
@@ -43,3 +45,5 @@ __all__ += ["selective_scan"]
 __all__ += ["FDConv", "FrequencyBandModulation", "convert_to_fdconv", "fdconv2d", "fdw_kernels", "frequency_bands"]
 __all__ += ["WERSA"]
 __all__ += ["AFFMixer"]
+__all__ += ["DeformConv2d", "deform_conv2d"]
+__all__ += ["LevelConv", "PyramidConv", "IntegratedBatchNorm", "integrated_batch_norm", "SEPCNeck"]
