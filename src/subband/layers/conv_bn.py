@@ -44,6 +44,7 @@ class ConvBN(nn.Sequential):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups: of the conv.
         bn_weight_init: initial BN scale (0 makes a residual branch start as zero).
+        eps: the BatchNorm's epsilon.
     """
 
     def __init__(
@@ -56,10 +57,11 @@ class ConvBN(nn.Sequential):
         dilation: int = 1,
         groups: int = 1,
         bn_weight_init: float = 1.0,
+        eps: float = 1e-5,
     ) -> None:
         super().__init__()
         self.c = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
-        self.bn: nn.Module = nn.BatchNorm2d(out_channels)
+        self.bn: nn.Module = nn.BatchNorm2d(out_channels, eps=eps)
         self.bn_weight_init = bn_weight_init
         self.tune = False
         self.reset_parameters()
