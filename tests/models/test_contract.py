@@ -14,8 +14,13 @@ MODELS = subband.list_models()
 def _cases(names: list[str]) -> list:
     """Models above 30M parameters (widths of a family whose smaller members run by default) are
     `slow` in the tests that build and run them; their counts and FLOPs are checked on meta."""
-    big = [n for n in names if (subband.model_info(n).params or 0) > 30e6]
+    big = [n for n in names if _size(n) > 30e6]
     return [pytest.param(n, marks=pytest.mark.slow) if n in big else n for n in names]
+
+
+def _size(name: str) -> int:
+    """The paper's parameter count, or the model's own (counted on meta) where the paper gives none."""
+    return subband.model_info(name).params or _count(_meta(name))
 
 
 def _count(model: torch.nn.Module) -> int:
