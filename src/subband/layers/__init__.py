@@ -17,6 +17,7 @@ from .dilated_reparam import DilatedReparamBlock, dilated_to_dense
 from .drop import DropPath, drop_path
 from .fdconv import FDConv, FrequencyBandModulation, convert_to_fdconv, fdconv2d, fdw_kernels, frequency_bands
 from .gnconv import GlobalLocalFilter, GnConv, global_filter, gnconv_widths
+from .inverted_residual import InvertedResidual
 from .lsconv import LKP, SKA, LSConv, ska
 from .mlp import Mlp
 from .modality import AudioToMap, PointCloudToMap, TimeSeriesToMap, VideoToMap, audio_to_map, map_to_video, video_to_map
@@ -44,6 +45,6 @@ __all__ += ["TransformerBlock", "LayerScale"]
 __all__ += ["selective_scan"]
 __all__ += ["FDConv", "FrequencyBandModulation", "convert_to_fdconv", "fdconv2d", "fdw_kernels", "frequency_bands"]
 __all__ += ["WERSA"]
-__all__ += ["AFFMixer"]
+__all__ += ["AFFMixer", "InvertedResidual"]
 __all__ += ["DeformConv2d", "deform_conv2d"]
 __all__ += ["LevelConv", "PyramidConv", "IntegratedBatchNorm", "integrated_batch_norm", "SEPCNeck"]

@@ -1,6 +1,18 @@
 """Registered architectures: ``create_model(name, **overrides)``, ``list_models(pattern)``."""
 
-from . import convnext, convnext_dcls, dhvt, duoformer, espcn, hornet, lsnet, spartan, unireplknet, wavemix  # noqa: F401  (register the variants)
+from . import (  # noqa: F401  (register the variants)
+    affnet,
+    convnext,
+    convnext_dcls,
+    dhvt,
+    duoformer,
+    espcn,
+    hornet,
+    lsnet,
+    spartan,
+    unireplknet,
+    wavemix,
+)
 from ._checkpoint import load_model, save_model
 from ._registry import Paper, create_model, list_models, model_info, register_model
 
