@@ -117,6 +117,13 @@ class StagedClassifier(nn.Module):
         self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.head.fc.apply(trunc_normal_init)
 
+    @torch.no_grad()
+    def scale_head(self, factor: float) -> None:
+        """Multiply the classifier's initial weight and bias by ``factor`` (``head_init_scale``)."""
+        if isinstance(self.head.fc, nn.Linear):
+            self.head.fc.weight.mul_(factor)
+            self.head.fc.bias.mul_(factor)
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)
 

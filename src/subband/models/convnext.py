@@ -183,9 +183,7 @@ class ConvNeXt(StagedClassifier):
         ]
         self.head = ConvNeXtHead(self.num_features, num_classes, drop_rate, eps)
         self.apply(trunc_normal_init)
-        if isinstance(self.head.fc, nn.Linear):
-            self.head.fc.weight.data.mul_(head_init_scale)
-            self.head.fc.bias.data.mul_(head_init_scale)
+        self.scale_head(head_init_scale)
 
 
 _OFFICIAL_KEYS = [  # (pattern, replacement), first match wins

@@ -283,9 +283,7 @@ class UniRepLKNet(StagedClassifier):
         self.feature_info = [dict(num_chs=d, reduction=4 * 2**i, module=f"stages.{i}") for i, d in enumerate(dims)]
         self.head = ConvNeXtHead(self.num_features, num_classes, drop_rate, eps)
         self.apply(trunc_normal_init)
-        if isinstance(self.head.fc, nn.Linear):
-            self.head.fc.weight.data.mul_(head_init_scale)
-            self.head.fc.bias.data.mul_(head_init_scale)
+        self.scale_head(head_init_scale)
 
     @torch.no_grad()
     def fuse(self) -> None:
