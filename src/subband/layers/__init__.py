@@ -25,6 +25,7 @@ from .norm import LayerNorm2d, layer_norm_2d
 from .pyramid_conv import IntegratedBatchNorm, LevelConv, PyramidConv, SEPCNeck, integrated_batch_norm
 from .selective_scan import selective_scan
 from .squeeze_excite import SqueezeExcite, make_divisible
+from .svt import ScatterMixer, complex_einstein_mlp, einstein_mix
 from .transformer_block import LayerScale, TransformerBlock
 from .wavemix import WaveMixBlock
 from .weighted_conv import WeightedConv1d, WeightedConv2d, WeightedConv3d, weighted_conv, weighted_conv_density
@@ -48,3 +49,4 @@ __all__ += ["WERSA"]
 __all__ += ["AFFMixer", "InvertedResidual"]
 __all__ += ["DeformConv2d", "deform_conv2d"]
 __all__ += ["LevelConv", "PyramidConv", "IntegratedBatchNorm", "integrated_batch_norm", "SEPCNeck"]
+__all__ += ["ScatterMixer", "complex_einstein_mlp", "einstein_mix"]

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (register the variants)
     hornet,
     lsnet,
     spartan,
+    svt,
     uniformer,
     unireplknet,
     wavemix,
