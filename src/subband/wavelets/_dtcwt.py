@@ -450,7 +450,8 @@ def idtcwt2(
 
 
 class _DTCWTModule(nn.Module):
-    """Holds the filters as non-persistent buffers (built once, follow ``.to()``)."""
+    """Holds the filters as non-persistent buffers (they follow ``.to()``); the kernels applied are
+    built from the exact constants at the input's dtype, so float64 modules are exact."""
 
     def __init__(self, biort: str, qshift: str) -> None:
         super().__init__()
@@ -461,8 +462,8 @@ class _DTCWTModule(nn.Module):
 
     def _filters(self, dtype: torch.dtype) -> _Bank:
         key = (dtype, self.h0o.device)
-        if key not in self._banks:  # the kernels are fixed: build them once per dtype and device
-            self._banks[key] = _Bank({n: getattr(self, n).to(dtype) for n in (*_BIORT_NAMES, *_QSHIFT_NAMES)})
+        if key not in self._banks:  # fixed kernels, built once per dtype and device from the exact constants
+            self._banks[key] = _Bank(dtcwt_filters(self.biort, self.qshift, dtype, self.h0o.device))
         return self._banks[key]
 
     def extra_repr(self) -> str:
