@@ -25,6 +25,7 @@ from .norm import LayerNorm2d, layer_norm_2d
 from .pyramid_conv import IntegratedBatchNorm, LevelConv, PyramidConv, SEPCNeck, integrated_batch_norm
 from .selective_scan import selective_scan
 from .squeeze_excite import SqueezeExcite, make_divisible
+from .ss2d import SCANS, SS2D, cross_merge, cross_scan
 from .svt import ScatterMixer, complex_einstein_mlp, einstein_mix
 from .transformer_block import LayerScale, TransformerBlock
 from .wavemix import WaveMixBlock
@@ -43,7 +44,7 @@ __all__ += ["ska", "SKA", "LKP", "LSConv"]
 __all__ += ["attend", "Attention", "CrossAttention", "WindowAttention", "RelativePositionBias"]
 __all__ += ["window_partition", "window_reverse"]
 __all__ += ["TransformerBlock", "LayerScale"]
-__all__ += ["selective_scan"]
+__all__ += ["selective_scan", "SS2D", "SCANS", "cross_scan", "cross_merge"]
 __all__ += ["FDConv", "FrequencyBandModulation", "convert_to_fdconv", "fdconv2d", "fdw_kernels", "frequency_bands"]
 __all__ += ["WERSA"]
 __all__ += ["AFFMixer", "InvertedResidual"]

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (register the variants)
     espcn,
     hornet,
     lsnet,
+    mobilemamba,
     spartan,
     svt,
     uniformer,
