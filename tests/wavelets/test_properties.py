@@ -110,6 +110,8 @@ def test_modules_agree_with_functions(module, inverse, fn, kwargs):
     md = m.double()
     assert md.dec_filters.dtype == torch.float64
     assert flat(md(x.double()))[0].dtype == torch.float64
+    for g, r in zip(flat(md(x.double())), flat(fn(x.double(), "db2", **kwargs))):  # exact float64 filters
+        assert torch.equal(g, r)
 
 
 def test_stationary_modules():

@@ -73,3 +73,55 @@ def test_bad_arguments():
         make_frame((32,), "haar")
     with pytest.raises(ValueError, match="expected signals"):
         Scattering((64,))(torch.randn(2, 32))
+
+
+def _kymatio():
+    """kymatio 0.3 imports ``scipy.special.sph_harm`` (3-D scattering only), which SciPy 1.15 removed."""
+    scipy_special = pytest.importorskip("scipy.special")
+    if not hasattr(scipy_special, "sph_harm"):
+        scipy_special.sph_harm = lambda m, n, theta, phi: scipy_special.sph_harm_y(n, m, phi, theta)
+    return pytest.importorskip("kymatio.torch")
+
+
+@pytest.mark.parametrize("J,Q", [(3, 1), (4, 2)])
+def test_equals_kymatio_scattering1d_with_its_filters(J, Q):
+    """Given kymatio's Morlet filter bank (and its reflection padding), the modulus cascade equals
+    kymatio's ``Scattering1D`` coefficients of orders 0, 1 and 2 (kymatio keeps the second-order
+    paths with j2 > j1; here every path is computed and those are compared)."""
+    kymatio = _kymatio()
+    n = 128
+    ks = kymatio.Scattering1D(J=J, shape=(n,), Q=Q, max_order=2, oversampling=J).double()  # no sub-sampling
+    torch.manual_seed(0)
+    x = torch.randn(3, n, dtype=torch.float64)
+    want = ks(x)  # (B, paths, n)
+
+    def bank(filters):
+        return torch.stack([torch.as_tensor(f["levels"][0], dtype=torch.float64).reshape(-1) for f in filters])
+
+    phi = torch.as_tensor(ks.phi_f["levels"][0], dtype=torch.float64).reshape(-1)
+    psi1, psi2 = bank(ks.psi1_f), bank(ks.psi2_f)
+    ours = Scattering((ks._N_padded,), layers=2, frame=[(psi1, phi), (psi2, phi), (None, phi)], pool=1)
+    padded = F.pad(x.unsqueeze(1), (ks.pad_left, ks.pad_right), mode="reflect").squeeze(1)
+    s0, s1, s2 = (f[..., ks.pad_left : ks.pad_left + n] for f in ours(padded))
+    for channel, key in enumerate(ks.meta()["key"]):  # (), (n1,) or (n1, n2)
+        got = s0[:, 0] if not key else s1[:, key[0]] if len(key) == 1 else s2[:, key[0] * len(psi2) + key[1]]
+        torch.testing.assert_close(got, want[:, channel], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("L", [4, 8])
+def test_equals_kymatio_scattering2d_first_order_with_its_filters(L):
+    """2-D, J = 1 (where kymatio sub-samples only at the end, so the cascades are the same
+    computation): given kymatio's filters and padding, orders 0 and 1 equal ``Scattering2D``'s."""
+    kymatio = _kymatio()
+    ks = kymatio.Scattering2D(J=1, shape=(32, 32), L=L, max_order=1)
+    torch.manual_seed(1)
+    x = torch.randn(2, 32, 32)
+    want = ks(x)  # (B, 1 + L, 16, 16)
+    phi = torch.as_tensor(ks.phi["levels"][0])
+    psi = torch.stack([torch.as_tensor(f["levels"][0]) for f in ks.psi])
+    size = (ks._M_padded, ks._N_padded)
+    ours = Scattering(size, layers=1, frame=[(psi, phi), (None, phi)], pool=1)
+    pad = (size[0] - 32) // 2
+    padded = F.pad(x.unsqueeze(1), (pad, pad, pad, pad), mode="reflect").squeeze(1)
+    s0, s1 = (f[..., ::2, ::2][..., 1:-1, 1:-1] for f in ours(padded))  # sub-sample by 2^J, unpad
+    torch.testing.assert_close(torch.cat([s0, s1], dim=1), want, rtol=1e-4, atol=1e-5)

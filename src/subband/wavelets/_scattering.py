@@ -104,7 +104,10 @@ class Scattering(nn.Module):
     Args:
         shape: the signal shape (1-D ``(N,)`` or 2-D ``(H, W)``).
         layers: depth.
-        frame: ``"morlet"``, ``"gabor"`` or ``"learned"`` (trainable filters, initialised as Morlet).
+        frame: ``"morlet"``, ``"gabor"``, ``"learned"`` (trainable filters, initialised as Morlet),
+            or the frames themselves: ``layers + 1`` pairs ``(filters (K_n, *shape_n), lowpass
+            (*shape_n))`` in the Fourier domain, ``shape_n = shape / pool^n`` (the last pair's
+            filters are not used and may be ``None``), e.g. another library's filter bank.
         nonlinearity: one of :data:`NONLINEARITIES` (or a list, one per layer).
         pool: pooling factor per layer (1: none).
         pooling: ``"subsample"`` or ``"average"`` (average over the pooling window, then subsample).
@@ -115,7 +118,7 @@ class Scattering(nn.Module):
         self,
         shape: Sequence[int],
         layers: int = 2,
-        frame: str = "morlet",
+        frame: str | Sequence[tuple[torch.Tensor | None, torch.Tensor]] = "morlet",
         nonlinearity: str | Sequence[str] = "modulus",
         pool: int = 2,
         pooling: str = "subsample",
@@ -135,16 +138,33 @@ class Scattering(nn.Module):
         if any(s % pool**layers for s in self.shape):
             raise ValueError(f"shape {self.shape} must be divisible by pool**layers = {pool**layers}")
         self.nonlinearities = nl
+        given = not isinstance(frame, str)
+        if given and len(frame) != layers + 1:
+            raise ValueError(
+                f"a given frame needs layers + 1 = {layers + 1} (filters, lowpass) pairs, got {len(frame)}"
+            )
+        if not given and frame not in ("morlet", "gabor", "learned"):
+            raise ValueError(
+                f"frame must be 'morlet', 'gabor', 'learned' or a list of (filters, lowpass), got {frame!r}"
+            )
         # one frame per layer resolution (the signal shrinks by ``pool`` per layer)
         for n in range(layers + 1):
             size = [s // pool**n for s in self.shape]
-            bank, low = make_frame(size, "morlet" if frame == "learned" else frame, scales, orientations, sigma)
+            if given:
+                bank, low = frame[n]
+                bank = torch.zeros(0, *size) if bank is None else torch.as_tensor(bank)
+                low = torch.as_tensor(low)
+                if tuple(low.shape) != tuple(size) or tuple(bank.shape[1:]) != tuple(size):
+                    raise ValueError(f"frame {n} must be filters (K, {size}) and lowpass {size}, got "
+                                     f"{tuple(bank.shape)} and {tuple(low.shape)}")  # fmt: skip
+            else:
+                bank, low = make_frame(size, "morlet" if frame == "learned" else frame, scales, orientations, sigma)
             if frame == "learned":
                 self.register_parameter(f"filters{n}", nn.Parameter(bank))
             else:
                 self.register_buffer(f"filters{n}", bank, persistent=False)
             self.register_buffer(f"lowpass{n}", low, persistent=False)
-        self.frame = frame
+        self.frame = "given" if given else frame
 
     def _conv(self, x: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
         """Circular convolution of ``x (B, P, *s)`` with Fourier-domain filters ``(K, *s)``:

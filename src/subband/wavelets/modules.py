@@ -28,17 +28,20 @@ __all__ = ["DWT1d", "IDWT1d", "DWT2d", "IDWT2d", "DWT3d", "IDWT3d", "SWT1d", "IS
 
 
 class _BufferBank(Wavelet):
-    """A :class:`Wavelet` whose filters are read from a module's buffers."""
+    """A :class:`Wavelet` whose float32 filters are read from a module's buffers (so they follow
+    ``.to()``); float64 and half-precision inputs get filters rounded from the exact constants."""
 
     def __init__(self, wavelet: Wavelet, owner: nn.Module) -> None:
         super().__init__(wavelet)
         self._owner = owner
 
     def analysis(self, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
-        return self._owner.dec_filters.to(dtype=dtype, device=device)
+        buf = self._owner.dec_filters  # float32; other dtypes come from the exact constants
+        return buf.to(device=device) if dtype == buf.dtype == torch.float32 else super().analysis(dtype, device)
 
     def synthesis(self, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
-        return self._owner.rec_filters.to(dtype=dtype, device=device)
+        buf = self._owner.rec_filters
+        return buf.to(device=device) if dtype == buf.dtype == torch.float32 else super().synthesis(dtype, device)
 
 
 class _Transform(nn.Module):
