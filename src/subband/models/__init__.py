@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (register the variants)
     affnet,
     convnext,
     convnext_dcls,
+    crossvit,
     cvt,
     dhvt,
     duoformer,
