@@ -16,6 +16,7 @@ from .deform_conv import DeformConv2d, deform_conv2d
 from .dilated_reparam import DilatedReparamBlock, dilated_to_dense
 from .drop import DropPath, drop_path
 from .fdconv import FDConv, FrequencyBandModulation, convert_to_fdconv, fdconv2d, fdw_kernels, frequency_bands
+from .gmm_mask import GaussianMixtureMask, gaussian_mixture_mask, squared_offsets
 from .gnconv import GlobalLocalFilter, GnConv, global_filter, gnconv_widths
 from .inverted_residual import InvertedResidual
 from .lsconv import LKP, SKA, LSConv, ska
@@ -51,3 +52,4 @@ __all__ += ["AFFMixer", "InvertedResidual"]
 __all__ += ["DeformConv2d", "deform_conv2d"]
 __all__ += ["LevelConv", "PyramidConv", "IntegratedBatchNorm", "integrated_batch_norm", "SEPCNeck"]
 __all__ += ["ScatterMixer", "complex_einstein_mlp", "einstein_mix"]
+__all__ += ["GaussianMixtureMask", "gaussian_mixture_mask", "squared_offsets"]

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (register the variants)
     affnet,
+    channelvit,
     convnext,
     convnext_dcls,
     crossvit,
@@ -16,6 +17,7 @@ from . import (  # noqa: F401  (register the variants)
     svt,
     uniformer,
     unireplknet,
+    vit,
     wavemix,
 )
 from ._checkpoint import load_model, save_model
