@@ -183,3 +183,16 @@ def test_features_only_arguments():
     last = len(subband.create_model(CLASSIFIERS[0]).feature_info) - 1
     assert subband.create_model(CLASSIFIERS[0], features_only=True, out_indices=(-1,)).out_indices == (last,)
     assert subband.create_model(CLASSIFIERS[0], features_only=True, out_indices=2).out_indices == (last - 1, last)
+
+
+def test_macs_count_attention_on_cpu_as_on_meta():
+    """On CPU, SDPA runs a fused kernel the flop counter does not know; the count adds it."""
+    from subband.models._profile import count_gmacs
+
+    attn = subband.layers.Attention(64, 4)
+    x = torch.randn(2, 50, 64)
+    with torch.device("meta"):
+        attn_meta, x_meta = subband.layers.Attention(64, 4), torch.randn(2, 50, 64)
+    products = 2 * 50 * 50 * 64 * 2  # q k^T and (attention) v, batch 2, all heads
+    linear = 2 * 50 * (64 * 192 + 64 * 64)
+    assert count_gmacs(attn, x) == count_gmacs(attn_meta, x_meta) == pytest.approx((products + linear) / 1e9)

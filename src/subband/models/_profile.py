@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 __all__ = ["count_params", "count_gmacs", "default_input", "measure_speed", "peak_memory"]
 
@@ -29,13 +29,23 @@ def default_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    """The two products of ``aten._scaled_dot_product_flash_attention_for_cpu`` (the fused kernel
+    SDPA runs on CPU, which torch's counter does not know): ``2 b h s_q s_k (d + d_v)``."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_EXTRA_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
+
+
 def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
     """Multiply-accumulates of one forward pass on ``x``, in billions (half the counted FLOPs;
-    papers call this number FLOPs). Counted in eval mode."""
+    papers call this number FLOPs). Counted in eval mode, attention products included on every
+    device (on CPU SDPA runs a fused kernel that ``FlopCounterMode`` alone does not count)."""
     was_training = model.training
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOPS) as counter:
             model(x)
     finally:
         model.train(was_training)
