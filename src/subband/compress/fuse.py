@@ -21,6 +21,7 @@ import copy
 
 from torch import nn
 
+from ..layers import fuse_submodules
 from .conv_bn import _merge_pairs
 
 __all__ = ["fuse"]
@@ -35,7 +36,5 @@ def fuse(model: nn.Module) -> nn.Module:
     if callable(getattr(fused, "fuse", None)):
         fused.fuse()
     else:
-        for m in list(fused.modules()):
-            if callable(getattr(m, "fuse", None)):
-                m.fuse()
+        fuse_submodules(fused)
     return fused

@@ -10,7 +10,7 @@ from .attention import (
     window_partition,
     window_reverse,
 )
-from .conv_bn import ConvBN, fold_bn
+from .conv_bn import BNLinear, ConvBN, fold_bn, fuse_submodules
 from .dcls import DclsConv1d, DclsConv2d, DclsConv3d, convert_dcls_package_state_dict, dcls_kernel
 from .deform_conv import DeformConv2d, deform_conv2d
 from .dilated_reparam import DilatedReparamBlock, dilated_to_dense
@@ -34,7 +34,7 @@ from .weighted_conv import WeightedConv1d, WeightedConv2d, WeightedConv3d, weigh
 from .wersa import WERSA
 
 __all__ = ["DropPath", "drop_path", "LayerNorm2d", "layer_norm_2d", "Mlp", "WaveMixBlock"]
-__all__ += ["ConvBN", "fold_bn", "SqueezeExcite", "make_divisible"]
+__all__ += ["ConvBN", "BNLinear", "fold_bn", "fuse_submodules", "SqueezeExcite", "make_divisible"]
 __all__ += ["DilatedReparamBlock", "dilated_to_dense"]
 __all__ += ["AudioToMap", "PointCloudToMap", "TimeSeriesToMap", "VideoToMap"]
 __all__ += ["audio_to_map", "map_to_video", "video_to_map"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ConvBN", "fold_bn"]
+__all__ = ["ConvBN", "BNLinear", "fold_bn", "fuse_submodules"]
 
 
 def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,3 +102,47 @@ class ConvBN(nn.Sequential):
         fused.weight.copy_(weight)
         fused.bias.copy_(bias)
         self.c, self.bn = fused, nn.Identity()
+
+
+class BNLinear(nn.Module):
+    """BatchNorm1d (``bn``) -> Linear (``fc``, truncated normal 0.02, zero bias), the classifier of
+    LeViT-style networks; :meth:`fuse` folds the BN into the linear layer.
+
+    Args:
+        in_features, out_features: of the linear layer.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.bn: nn.Module = nn.BatchNorm1d(in_features)
+        self.fc = nn.Linear(in_features, out_features)
+        nn.init.trunc_normal_(self.fc.weight, std=0.02)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(x))  # (B, in_features) -> (B, out_features)
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """``fc(bn(x)) = (W diag(s)) x + (b + W t)`` with ``s, t`` the BN's eval scale and shift."""
+        if self.training:
+            raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
+        if not isinstance(self.bn, nn.BatchNorm1d):
+            return
+        bn = self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        self.fc.bias += self.fc.weight @ shift
+        self.fc.weight *= scale
+        self.bn = nn.Identity()
+
+
+def fuse_submodules(model: nn.Module) -> nn.Module:
+    """Call ``fuse()`` in place on every submodule of ``model`` that has one (not on ``model``
+    itself), in eval mode only; returns ``model``. A model's own ``fuse()`` is usually this."""
+    if model.training:
+        raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
+    for m in list(model.modules()):
+        if m is not model and callable(getattr(m, "fuse", None)):
+            m.fuse()
+    return model

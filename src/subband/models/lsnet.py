@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import ConvBN, LSConv, SqueezeExcite, make_divisible
+from ..layers import BNLinear, ConvBN, LSConv, SqueezeExcite, fuse_submodules, make_divisible
 from ._registry import Paper, register_model
 
 __all__ = ["LSNet", "LSNetBlock", "convert_official_state_dict"]
@@ -197,33 +197,6 @@ class LSNetStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class _NormLinear(nn.Module):
-    """BatchNorm1d (``bn``) -> Linear (``fc``); :meth:`fuse` folds the BN into the linear layer."""
-
-    def __init__(self, dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.bn: nn.Module = nn.BatchNorm1d(dim)
-        self.fc = nn.Linear(dim, num_classes)
-        nn.init.trunc_normal_(self.fc.weight, std=0.02)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.bn(x))
-
-    @torch.no_grad()
-    def fuse(self) -> None:
-        if self.training:
-            raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
-        if not isinstance(self.bn, nn.BatchNorm1d):
-            return
-        bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
-        self.fc.bias += self.fc.weight @ shift
-        self.fc.weight *= scale
-        self.bn = nn.Identity()
-
-
 class LSNet(nn.Module):
     """LSNet image classifier.
 
@@ -294,18 +267,16 @@ class LSNet(nn.Module):
             dict(num_chs=d, reduction=8 * 2**i, module=f"stages.{i}") for i, d in enumerate(embed_dims)
         ]
         self.head_drop = nn.Dropout(drop_rate)
-        self.head: nn.Module = _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if distillation:
-            self.head_dist: nn.Module = (
-                _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-            )
+            self.head_dist: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier(s) with fresh ones for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head = _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if self.distillation:
-            self.head_dist = _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+            self.head_dist = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))  # (B, C, H, W) -> (B, num_features, H/64, W/64)
@@ -342,12 +313,7 @@ class LSNet(nn.Module):
     def fuse(self) -> LSNet:
         """Fold every BatchNorm that follows a linear op into it and merge the RepVGG branches, in
         place (same outputs in eval mode). Eval only; returns the model."""
-        if self.training:
-            raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
-        for m in list(self.modules()):
-            if m is not self and hasattr(m, "fuse"):
-                m.fuse()
-        return self
+        return fuse_submodules(self)
 
 
 def _official_key(key: str) -> str | None:

@@ -77,7 +77,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import SS2D, ConvBN, DropPath, SqueezeExcite, make_divisible
+from ..layers import SS2D, BNLinear, ConvBN, DropPath, SqueezeExcite, fuse_submodules, make_divisible
 from ..wavelets import dwt2, idwt2
 from ._registry import Paper, register_model
 
@@ -285,33 +285,6 @@ class MobileMambaStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class _NormLinear(nn.Module):
-    """BatchNorm1d (``bn``) -> Linear (``fc``, truncated normal 0.02); :meth:`fuse` folds the BN."""
-
-    def __init__(self, dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.bn: nn.Module = nn.BatchNorm1d(dim)
-        self.fc = nn.Linear(dim, num_classes)
-        nn.init.trunc_normal_(self.fc.weight, std=0.02)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.bn(x))
-
-    @torch.no_grad()
-    def fuse(self) -> None:
-        if self.training:
-            raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
-        if not isinstance(self.bn, nn.BatchNorm1d):
-            return
-        bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
-        self.fc.bias += self.fc.weight @ shift
-        self.fc.weight *= scale
-        self.bn = nn.Identity()
-
-
 class MobileMamba(nn.Module):
     """MobileMamba image classifier.
 
@@ -385,18 +358,16 @@ class MobileMamba(nn.Module):
         self.feature_info = [
             dict(num_chs=d, reduction=16 * 2**i, module=f"stages.{i}") for i, d in enumerate(embed_dims)
         ]
-        self.head: nn.Module = _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if distillation:
-            self.head_dist: nn.Module = (
-                _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-            )
+            self.head_dist: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier(s) with fresh ones for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head = _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if self.distillation:
-            self.head_dist = _NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+            self.head_dist = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))  # (B, C, H, W) -> (B, num_features, H/64, W/64)
@@ -433,12 +404,7 @@ class MobileMamba(nn.Module):
     def fuse(self) -> MobileMamba:
         """Fold every BatchNorm into the conv or linear layer before it, in place (same outputs in
         eval mode). Eval only; returns the model."""
-        if self.training:
-            raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
-        for m in list(self.modules()):
-            if m is not self and hasattr(m, "fuse"):
-                m.fuse()
-        return self
+        return fuse_submodules(self)
 
 
 def _official_key(key: str) -> str | None:

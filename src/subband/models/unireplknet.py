@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import DilatedReparamBlock, DropPath, LayerNorm2d, SqueezeExcite, fold_bn
+from ..layers import DilatedReparamBlock, DropPath, LayerNorm2d, SqueezeExcite, fold_bn, fuse_submodules
 from ._features import StagedClassifier, rename_keys, trunc_normal_init
 from ._registry import Paper, register_model
 from .convnext import ConvNeXtHead
@@ -289,11 +289,7 @@ class UniRepLKNet(StagedClassifier):
     def fuse(self) -> None:
         """Re-parameterise every block into its deploy form (in place, eval mode only): the same
         function with one depthwise conv per block and no BatchNorm, GRN bias or layer scale."""
-        if self.training:
-            raise RuntimeError("fuse() folds BatchNorm running statistics: call .eval() first")
-        for m in list(self.modules()):
-            if m is not self and hasattr(m, "fuse"):
-                m.fuse()
+        fuse_submodules(self)
 
 
 _OFFICIAL_KEYS = [  # (pattern, replacement), first match wins
