@@ -1,6 +1,6 @@
 """Spectral transforms against their peers, in one process: subband's dual-tree complex wavelet
 transform against pytorch_wavelets' ``DTCWTForward``/``DTCWTInverse`` (bench extra) and against
-the ``dtcwt`` package (numpy; dev extra).
+the ``dtcwt`` package (numpy; dev extra); the scattering extractor against kymatio (dev extra).
 
     python benchmarks/spectral.py [--batch 16] [--threads 2] [--rounds 3] [--min-time 0.5] [--tokens 1024 4096 ...]
 
@@ -10,6 +10,9 @@ Cases (CPU, float32 unless noted, ``(batch, 3, 256, 256)``, 3 levels, near_sym_a
 - ``dtcwt2_fwd_*``: forward only;
 - ``dtcwt2_fwd_bwd_*``: forward and backward through the coefficients (input requires grad);
 - ``dtcwt2_numpy``: one 256x256 image in float64 against the ``dtcwt`` package.
+
+- ``scattering1d_*``: the generalised scattering with kymatio's Morlet filters against kymatio's
+  ``Scattering1D`` (dev extra), batch ``batch / 4``, 4096 samples, J=6, Q=8, order 2.
 
 Then WERSA against softmax attention (``F.scaled_dot_product_attention``), batch 1, 8 heads of 64,
 at 1k, 4k, 16k and 64k tokens: forward time and peak memory of each, and the exponent of a
@@ -90,9 +93,51 @@ def _dtcwt_cases(batch: int) -> list[dict]:
     return out
 
 
+def _scattering_cases(batch: int) -> list[dict]:
+    """subband's scattering with kymatio's own 1-D filter bank (J=6, Q=8, 4096 samples, order 2)
+    against kymatio: (a) kymatio at full resolution (``oversampling=J``), the computation whose
+    coefficients subband reproduces (tests/wavelets/test_scattering.py); subband computes every
+    second-order path, kymatio only those with j2 > j1; (b) kymatio's default, which sub-samples
+    every path to its bandwidth (a cheaper, different computation; listed for reference)."""
+    import scipy.special
+
+    if not hasattr(scipy.special, "sph_harm"):  # kymatio 0.3 imports it (3-D only); SciPy 1.15 removed it
+        scipy.special.sph_harm = lambda m, n, theta, phi: scipy.special.sph_harm_y(n, m, phi, theta)
+    try:
+        import kymatio.torch as kt
+    except ImportError:
+        print("kymatio is not installed: skipping the scattering cases")
+        return []
+    from subband.wavelets import Scattering
+
+    n, j, q = 4096, 6, 8
+    x = torch.randn(batch, n)
+    full = kt.Scattering1D(J=j, shape=(n,), Q=q, max_order=2, oversampling=j)
+    default = kt.Scattering1D(J=j, shape=(n,), Q=q, max_order=2)
+
+    def bank(filters: list[dict]) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(f["levels"][0]).reshape(-1) for f in filters])
+
+    phi = torch.as_tensor(full.phi_f["levels"][0]).reshape(-1)
+    frame = [(bank(full.psi1_f), phi), (bank(full.psi2_f), phi), (None, phi)]
+    ours = Scattering((full._N_padded,), layers=2, frame=frame, pool=1)
+
+    def run() -> list[torch.Tensor]:
+        padded = F.pad(x.unsqueeze(1), (full.pad_left, full.pad_right), mode="reflect").squeeze(1)
+        return ours(padded)
+
+    shape = [batch, n]
+    return [
+        dict(name=f"scattering1d_fullres_b{batch}", ours=run, baseline=lambda: full(x),
+             baseline_name="kymatio (oversampling=J)", shape=shape),
+        dict(name=f"scattering1d_vs_subsampled_b{batch}", ours=run, baseline=lambda: default(x),
+             baseline_name="kymatio default (sub-sampled)", shape=shape),
+    ]  # fmt: skip
+
+
 def cases(batch: int = 16) -> list[dict]:
     torch.manual_seed(0)
-    return _dtcwt_cases(batch)
+    return _dtcwt_cases(batch) + _scattering_cases(max(batch // 4, 1))
 
 
 def wersa_scaling(tokens: list[int], softmax_limit: int, min_time: float) -> list[dict]:
