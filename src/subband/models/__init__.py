@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (register the variants)
     hornet,
     lsnet,
     mobilemamba,
+    nextvit,
     spartan,
     svt,
     uniformer,
