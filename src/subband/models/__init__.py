@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (register the variants)
     nextvit,
     spartan,
     svt,
+    swin,
     uniformer,
     unireplknet,
     vit,
