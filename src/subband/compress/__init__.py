@@ -2,11 +2,28 @@
 
 from .adapters import LoRA, WaRA, adapter_parameters, add_adapters, merge_adapters, unmerge_adapters
 from .conv_bn import convbn_mode
+from .dimap import dimap_masks, dimap_modules, dimap_prune, dimap_scores
 from .export import OnnxExportError, export_onnx
 from .factorized import FactorizedConv2d, discrete_wave_frequency, wave_equation_dataset, wave_step
 from .fuse import fuse
+from .prune import (
+    WeightMask,
+    apply_masks,
+    block_mask,
+    block_scores,
+    calibration_gradients,
+    finalize,
+    get_masks,
+    layer_positions,
+    lpvit_curves,
+    lpvit_prune,
+    sparse_macs,
+)
 
 __all__ = ["convbn_mode", "fuse"]
 __all__ += ["LoRA", "WaRA", "add_adapters", "merge_adapters", "unmerge_adapters", "adapter_parameters"]
 __all__ += ["export_onnx", "OnnxExportError"]
+__all__ += ["WeightMask", "apply_masks", "get_masks", "finalize", "sparse_macs", "layer_positions"]
+__all__ += ["block_scores", "block_mask", "calibration_gradients", "lpvit_curves", "lpvit_prune"]
+__all__ += ["dimap_scores", "dimap_modules", "dimap_masks", "dimap_prune"]
 __all__ += ["FactorizedConv2d", "wave_equation_dataset", "wave_step", "discrete_wave_frequency"]

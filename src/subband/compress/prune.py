@@ -1,0 +1,693 @@
+"""Weight pruning with explicit masks, and LPViT's block-structured post-training pruning ("LPViT:
+Low-Power Semi-structured Pruning for Vision Transformers", Xu et al.; ECCV 2024; arXiv 2407.02068).
+
+Masks (one mechanism for every pruning method here, see also :mod:`~subband.compress.dimap`):
+:func:`apply_masks` puts a boolean mask on the ``weight`` of chosen ``nn.Linear`` / ``nn.Conv2d``
+layers (a ``torch.nn.utils.parametrize`` parametrisation: the layer computes with ``weight * mask``,
+so pruned weights stay zero through any optimiser step and fine-tuning trains only the kept ones);
+:func:`get_masks` reads them back; :func:`sparse_macs` counts multiply-accumulates without the
+products whose weight is zero. :func:`finalize` makes the masks permanent and shrinks what the
+structure allows: an MLP hidden unit whose ``fc1`` row or ``fc2`` column is all zero (``Mlp``, or
+``Linear, activation, [Dropout,] Linear`` in an ``nn.Sequential``), and an attention head
+(:class:`~subband.layers.Attention`) whose value rows or ``proj`` columns are all zero, are removed,
+with the constant they still contributed folded into the next bias; the parameter count and the
+counted FLOPs drop and the eval outputs stay the same. Other zeros stay in dense weights: torch's
+CPU kernels for ``sparse_bsr`` / ``sparse_csr`` weights were slower than the dense GEMM at 50-70%
+block sparsity when measured with torch 2.13 on one CPU thread (2-8x slower for 192-768 wide layers,
+16x16 and 32x32 blocks, 50-800 rows; faster only near 90%), so no sparse format is used.
+
+LPViT (:func:`lpvit_prune`), checked against the official code (Akimoto-Cris/LPViT,
+``tools/pruners.py``, ``tools/algo.py``, ``tools/common.py``):
+
+1. Gradients ``g`` of ``mean(model(x) ** 2)`` (label-free; the official calibration objective; any
+   ``loss_fn(output, target)`` may replace it), averaged over calibration batches.
+2. Block importance: the mean of ``|w * g|`` over each ``block`` (first-order Taylor score; edge
+   blocks average over their real entries, as the official ``AvgPool2d(ceil_mode=True)``). A layer
+   pruned by a fraction ``a`` of its blocks drops its ``a * n_blocks`` least important blocks (the
+   official ``get_mask_blockwise_fast``; conv weights are read as ``(out, in * kh * kw)``).
+3. Distortion of each layer at ``a = 0, 1/steps, ..., 1`` from the second-order Taylor expansion with
+   the rank-one Fisher ``g g^T`` plus a damping ``1e-7``: ``D(a) = mean((dw * g) ** 2) +
+   (g . dw) ** 2 / 2 + 1e-7 * |dw|^2 / 2`` with ``dw`` the pruned weights' change (the official
+   ``gen_rd_curves_block_approx`` with ``--second_order``, here in closed form), smoothed by the
+   official de-biased moving average (``smooth``).
+4. The hardware-aware objective: minimise ``sum_l D_l(a_l) + beta * P`` under a FLOPs budget, with the
+   power ``P = sum_l (kept blocks of l) * (in_features // 16)`` (per-block cost as the official
+   ``pow_costs_l``; ``in * kh * kw // 16`` for a conv) and ``beta = power_weight * mean_l max D_l' / mean_l |P_l'|`` (the official
+   automatic ``lambda_power``). Solved by a Lagrange multiplier on the MACs: each layer takes the
+   ``a`` that minimises ``D_l(a) + beta P_l(a) - lambda * a * MACs_l`` (``MACs_l``: the layer's dense
+   MACs), and ``lambda`` (of either sign: the power term alone may ask for more pruning than the
+   budget) is bisected to the smallest value whose model MACs (:func:`sparse_macs`) do not exceed
+   the budget; every layer keeps at least
+   ``min_keep`` of its blocks (the official ``min_sp``). A multiplier reaches only the corners of
+   the curves' convex hulls, so a greedy pass then hands any budget left back, one curve step at a
+   time, where the objective falls most per MAC.
+
+Differs from the official code: the curves are exact sums (the official chunked loop drops the last
+``numel % 8192`` weights from the second-order term and its incremental update adds
+``(ddw + 2 dw)`` where the expansion gives ``(2 dw - ddw)``); the power term counts the kept blocks
+(the official ``pow_costs_l`` multiplies the pruned fraction although its variable is named for
+the surviving blocks, which makes pruning a power-hungry layer dearer instead of cheaper); the allocation takes each layer's Lagrangian minimum with MACs-weighted slopes (the
+official code picks, per layer, the finite-difference derivative nearest one slope shared by layers
+of all sizes, and bisects that slope); gradients are taken in eval mode (official: train mode, with
+dropout); the FLOPs budget is a fraction of the whole model's MACs as ``count_gmacs`` counts them
+(official: of the linear and conv layers only); the classifier head is left dense by default.
+
+Example:
+    >>> net = nn.Sequential(nn.Linear(64, 256), nn.GELU(), nn.Linear(256, 64))
+    >>> data = [torch.randn(8, 64) for _ in range(2)]
+    >>> pruned = lpvit_prune(net, data, flops=0.5, block=(16, 16), layers=["0", "2"])
+    >>> sparse_macs(pruned, data[0]) <= 0.5 * sparse_macs(net, data[0])
+    True
+    >>> small = finalize(pruned.eval())  # zero rows and columns removed
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..layers import Attention, Mlp
+
+__all__ = [
+    "WeightMask",
+    "apply_masks",
+    "get_masks",
+    "finalize",
+    "sparse_macs",
+    "layer_positions",
+    "block_scores",
+    "block_mask",
+    "calibration_gradients",
+    "lpvit_curves",
+    "lpvit_prune",
+]
+
+log = logging.getLogger(__name__)
+
+PRUNABLE = (nn.Linear, nn.Conv2d)
+ELEMENTWISE = (nn.GELU, nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh)
+ELEMENTWISE += (nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.Identity)
+
+
+# --------------------------------------------------------------------------------------------- masks
+class WeightMask(nn.Module):
+    """The parametrisation ``weight -> weight * mask`` (``mask`` a boolean buffer of the weight's shape)."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.bool())
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask.to(weight.dtype)
+
+    def extra_repr(self) -> str:
+        return f"kept={int(self.mask.sum())}/{self.mask.numel()}"
+
+
+def _weight_param(layer: nn.Module) -> torch.Tensor:
+    """The tensor autograd updates: the raw weight, or the original under a mask."""
+    return layer.parametrizations.weight.original if _masked(layer) else layer.weight
+
+
+def _masked(layer: nn.Module) -> bool:
+    return parametrize.is_parametrized(layer, "weight") and any(
+        isinstance(p, WeightMask) for p in layer.parametrizations.weight
+    )
+
+
+def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor], inplace: bool = False) -> nn.Module:
+    """``model`` (a copy unless ``inplace``) with ``masks[name]`` on the weight of layer ``name``
+    (``True`` keeps a weight). A layer masked already keeps the intersection of both masks. The
+    pruned entries of the stored weights are zeroed too."""
+    out = model if inplace else copy.deepcopy(model)
+    layers = dict(out.named_modules())
+    for name, mask in masks.items():
+        layer = layers.get(name)
+        if not isinstance(layer, PRUNABLE):
+            raise ValueError(f"{name!r} is not an nn.Linear or nn.Conv2d of the model (got {type(layer).__name__})")
+        if tuple(mask.shape) != tuple(layer.weight.shape):
+            raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, weight {tuple(layer.weight.shape)}")
+        mask = mask.to(device=layer.weight.device, dtype=torch.bool)
+        if _masked(layer):
+            param = next(p for p in layer.parametrizations.weight if isinstance(p, WeightMask))
+            param.mask &= mask
+        else:
+            parametrize.register_parametrization(layer, "weight", WeightMask(mask))
+        with torch.no_grad():
+            _weight_param(layer).mul_(mask.to(layer.weight.dtype))
+    return out
+
+
+def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The boolean masks of every masked layer, by module name."""
+    out = {}
+    for name, m in model.named_modules():
+        if _masked(m):
+            for p in m.parametrizations.weight:
+                if isinstance(p, WeightMask):
+                    out[name] = p.mask.clone()
+    return out
+
+
+def layer_positions(model: nn.Module, x: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, int]:
+    """For each ``nn.Linear`` / ``nn.Conv2d`` (or those in ``names``) that runs on ``x``: how many
+    times its weight is applied (tokens times batch, output pixels times batch), so that its MACs
+    are ``positions * weight.numel()``."""
+    wanted = None if names is None else set(names)
+    counts: dict[str, int] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, PRUNABLE) and (wanted is None or name in wanted):
+
+            def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+                per = out.shape[-1] if isinstance(mod, nn.Linear) else out.shape[1]
+                counts[name] = counts.get(name, 0) + out.numel() // max(per, 1)
+
+            hooks.append(m.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return counts
+
+
+@torch.no_grad()
+def sparse_macs(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-accumulates of one forward pass on ``x``, in billions, as
+    :func:`~subband.models._profile.count_gmacs` counts them minus the products with a zero weight
+    of every ``nn.Linear`` / ``nn.Conv2d`` (the FLOPs a block- or unstructured-sparse kernel runs)."""
+    zeros: dict[str, int] = {}
+    positions: dict[str, int] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, PRUNABLE):
+
+            def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+                per = out.shape[-1] if isinstance(mod, nn.Linear) else out.shape[1]
+                positions[name] = positions.get(name, 0) + out.numel() // max(per, 1)
+                zeros[name] = mod.weight.numel() - int(torch.count_nonzero(mod.weight))
+
+            hooks.append(m.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    skipped = sum(zeros[n] * positions[n] for n in zeros)
+    return (counter.get_total_flops() / 2 - skipped) / 1e9
+
+
+# ------------------------------------------------------------------------------------------ finalize
+def _rows(layer: nn.Module) -> torch.Tensor:
+    return layer.weight.detach().reshape(layer.weight.shape[0], -1)  # (out, in * kh * kw)
+
+
+def _is_pointwise(layer: nn.Module) -> bool:
+    if isinstance(layer, nn.Linear):
+        return True
+    if not isinstance(layer, nn.Conv2d):
+        return False
+    return layer.kernel_size == (1, 1) and layer.groups == 1 and layer.stride == (1, 1) and layer.padding == (0, 0)
+
+
+def _sliced(layer: nn.Module, out_idx: torch.Tensor | None = None, in_idx: torch.Tensor | None = None) -> nn.Module:
+    """A copy of a pointwise ``layer`` keeping output rows ``out_idx`` and input columns ``in_idx``."""
+    w, b = layer.weight.detach(), None if layer.bias is None else layer.bias.detach()
+    if out_idx is not None:
+        w = w[out_idx]
+        b = None if b is None else b[out_idx]
+    if in_idx is not None:
+        w = w[:, in_idx]
+    kw = dict(device=w.device, dtype=w.dtype)
+    if isinstance(layer, nn.Linear):
+        new: nn.Module = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, **kw)
+    else:
+        new = nn.Conv2d(w.shape[1], w.shape[0], 1, bias=b is not None, **kw)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if b is not None:
+            new.bias.copy_(b)
+    new.train(layer.training)
+    return new
+
+
+def _add_bias(layer: nn.Module, delta: torch.Tensor) -> nn.Module:
+    """``layer`` with ``delta`` added to its bias (a bias is created if it has none)."""
+    if not bool(delta.any()):
+        return layer
+    if layer.bias is None:
+        layer.bias = nn.Parameter(torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype, device=delta.device))
+    with torch.no_grad():
+        layer.bias += delta.to(layer.bias.dtype)
+    return layer
+
+
+def _shrink_mlp(fc1: nn.Module, act: nn.Module, fc2: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """Drop hidden units whose ``fc1`` row or ``fc2`` column is all zero; a unit with a zero row but a
+    live column outputs the constant ``act(b1)``, folded into ``fc2``'s bias."""
+    if not (_is_pointwise(fc1) and _is_pointwise(fc2)) or type(fc1) is not type(fc2):
+        return None
+    w1, w2 = _rows(fc1), _rows(fc2)
+    if w2.shape[1] != w1.shape[0]:
+        return None
+    dead_in, dead_out = ~w1.any(1), ~w2.any(0)
+    foldable = isinstance(act, ELEMENTWISE)
+    drop = dead_out | (dead_in if foldable else torch.zeros_like(dead_in))
+    if not bool(drop.any()):
+        return None
+    keep = (~drop).nonzero().flatten()
+    if keep.numel() == 0:  # one silent unit keeps the shapes valid
+        keep = torch.zeros(1, dtype=torch.long, device=w1.device)
+    fold = dead_in & ~dead_out & drop
+    if foldable and bool(fold.any()):
+        b1 = fc1.bias.detach()[fold] if fc1.bias is not None else w1.new_zeros(int(fold.sum()))
+        with torch.no_grad():
+            const = act(b1)
+        fc2 = _add_bias(fc2, w2[:, fold] @ const)
+    new1, new2 = _sliced(fc1, out_idx=keep), _sliced(fc2, in_idx=keep)
+    if not bool((~drop).any()):  # everything was dropped: silence the unit kept for shape
+        with torch.no_grad():
+            new1.weight.zero_()
+            new2.weight.zero_()
+            if new1.bias is not None:
+                new1.bias.zero_()
+    return new1, new2
+
+
+class _HeadPrunedAttention(Attention):
+    """:class:`~subband.layers.Attention` with some heads removed. Per-head ``bias`` / ``logit_scale``
+    given for the original heads (axis ``-3``) are narrowed to the kept ones."""
+
+    def __init__(self, attn: Attention, keep: torch.Tensor, qkv: nn.Linear, proj: nn.Linear) -> None:
+        nn.Module.__init__(self)
+        self.num_heads, self.head_dim, self.temperature = int(keep.numel()), attn.head_dim, attn.temperature
+        self.attn_drop, self.proj_drop = attn.attn_drop, attn.proj_drop
+        self.qkv, self.proj = qkv, proj
+        self.orig_heads = getattr(attn, "orig_heads", attn.num_heads)
+        base = getattr(attn, "head_index", None)
+        self.register_buffer("head_index", keep if base is None else base[keep], persistent=False)
+        self.train(attn.training)
+
+    def _narrow(self, t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None or t.ndim < 3 or t.shape[-3] != self.orig_heads or self.orig_heads == 1:
+            return t
+        return t.index_select(-3, self.head_index.to(t.device))
+
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None = None, logit_scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return super().forward(x, bias=self._narrow(bias), logit_scale=self._narrow(logit_scale))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, kept heads {self.head_index.tolist()} of {self.orig_heads}"
+
+
+def _shrink_attention(attn: Attention) -> Attention | None:
+    """Drop heads whose value rows or ``proj`` columns are all zero; a head with zero value rows
+    outputs its value bias at every token (attention rows sum to one), folded into ``proj``'s bias."""
+    h, d = attn.num_heads, attn.head_dim
+    wqkv, wp = attn.qkv.weight.detach(), attn.proj.weight.detach()
+    v_rows = wqkv[2 * h * d :].view(h, d, -1)  # (heads, d, C)
+    p_cols = wp.view(wp.shape[0], h, d)  # (C, heads, d)
+    dead_v = ~v_rows.flatten(1).any(1)
+    dead_p = ~p_cols.transpose(0, 1).flatten(1).any(1)
+    drop = dead_v | dead_p
+    if not bool(drop.any()):
+        return None
+    fold = dead_v & ~dead_p
+    if attn.qkv.bias is not None and bool(fold.any()):
+        bv = attn.qkv.bias.detach()[2 * h * d :].view(h, d)
+        attn.proj = _add_bias(attn.proj, torch.einsum("chd,hd->c", p_cols[:, fold], bv[fold]))
+    if bool(drop.all()):  # keep one silent head so that the shapes stay valid
+        drop[0] = False
+        with torch.no_grad():
+            attn.proj.weight.view(wp.shape[0], h, d)[:, 0].zero_()
+    keep = (~drop).nonzero().flatten()
+    dims = (keep[:, None] * d + torch.arange(d, device=keep.device)).flatten()  # inner indices of kept heads
+    rows = torch.cat([dims + i * h * d for i in range(3)])  # q, k, v rows
+    return _HeadPrunedAttention(attn, keep, _sliced(attn.qkv, out_idx=rows), _sliced(attn.proj, in_idx=dims))
+
+
+def finalize(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """``model`` (a copy unless ``inplace``) with its masks made permanent and every MLP hidden unit
+    and attention head that only zeros reach or leave removed (see the module docstring). In eval
+    mode the outputs equal the masked model's; dropout between the removed pieces is the one
+    training-time difference."""
+    out = model if inplace else copy.deepcopy(model)
+    for m in list(out.modules()):
+        if parametrize.is_parametrized(m, "weight") and _masked(m):
+            _bake(m)
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) in (Attention, _HeadPrunedAttention):
+                new = _shrink_attention(child)
+                if new is not None:
+                    setattr(parent, name, new)
+            elif isinstance(child, Mlp):
+                pair = _shrink_mlp(child.fc1, child.act, child.fc2)
+                if pair is not None:
+                    child.fc1, child.fc2 = pair
+        if isinstance(parent, nn.Sequential):
+            _shrink_sequential(parent)
+    return out
+
+
+def _bake(layer: nn.Module) -> None:
+    """Replace a masked weight by its masked value. (Not ``parametrize.remove_parametrizations``: a
+    deep copy shares the injected class with its original, and removing the property from that class
+    would unmask the original too.)"""
+    if set(layer.parametrizations.keys()) != {"weight"} or not all(
+        isinstance(p, WeightMask) for p in layer.parametrizations.weight
+    ):
+        raise ValueError(f"{type(layer).__name__}: only weights with masks alone can be finalized")
+    weight = layer.weight.detach().clone()
+    requires_grad = layer.parametrizations.weight.original.requires_grad
+    layer.__class__ = type(layer).__bases__[0]  # the class before parametrisation
+    del layer._modules["parametrizations"]
+    layer.weight = nn.Parameter(weight, requires_grad=requires_grad)
+
+
+def _shrink_sequential(seq: nn.Sequential) -> None:
+    """``Linear, act, [Dropout,] Linear`` runs inside an ``nn.Sequential``."""
+    mods = list(seq)
+    for i, first in enumerate(mods):
+        if not isinstance(first, nn.Linear) or i + 2 >= len(mods) or not isinstance(mods[i + 1], ELEMENTWISE):
+            continue
+        j = i + 2 + (isinstance(mods[i + 2], nn.Dropout) and i + 3 < len(mods))
+        if isinstance(mods[j], nn.Linear):
+            pair = _shrink_mlp(first, mods[i + 1], mods[j])
+            if pair is not None:
+                seq[i], seq[j] = pair
+                mods[i], mods[j] = pair
+
+
+# -------------------------------------------------------------------------------------------- blocks
+def _matrix(weight: torch.Tensor) -> torch.Tensor:
+    return weight.reshape(weight.shape[0], -1)  # (out, in * kh * kw)
+
+
+def _grid(shape: Sequence[int], block: tuple[int, int]) -> tuple[int, int]:
+    return math.ceil(shape[0] / block[0]), math.ceil(shape[1] / block[1])
+
+
+def _block_sums(x: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """Sums of a 2-D ``x`` over ``block`` tiles (edge tiles partial): ``(ceil(R/bh), ceil(C/bw))``."""
+    bh, bw = block
+    nr, nc = _grid(x.shape, block)
+    x = nn.functional.pad(x, (0, nc * bw - x.shape[1], 0, nr * bh - x.shape[0]))
+    return x.view(nr, bh, nc, bw).sum((1, 3))  # (nr, bh, nc, bw) -> (nr, nc)
+
+
+def _check_block(block: int | tuple[int, int]) -> tuple[int, int]:
+    out = (block, block) if isinstance(block, int) else tuple(block)
+    if len(out) != 2 or min(out) < 1:
+        raise ValueError(f"block must be a positive int or a pair of them, got {block}")
+    return out  # type: ignore[return-value]
+
+
+def block_scores(score: torch.Tensor, block: int | tuple[int, int]) -> torch.Tensor:
+    """Mean of an element score (a weight-shaped tensor, read as ``(out, in * kh * kw)``) over each
+    ``block``; edge blocks average their real entries. Shape ``(ceil(out/bh), ceil(in/bw))``."""
+    block = _check_block(block)
+    s = _matrix(score).float()
+    return _block_sums(s, block) / _block_sums(torch.ones_like(s), block)
+
+
+def block_mask(scores: torch.Tensor, keep: int, block: int | tuple[int, int], shape: Sequence[int]) -> torch.Tensor:
+    """Boolean mask of a weight of ``shape`` keeping the ``keep`` highest-scoring blocks (``scores``
+    as :func:`block_scores` returns them)."""
+    block = _check_block(block)
+    rows, cols = shape[0], math.prod(shape[1:])
+    if tuple(scores.shape) != _grid((rows, cols), block):
+        raise ValueError(f"scores {tuple(scores.shape)} do not tile a ({rows}, {cols}) weight in {block} blocks")
+    order = scores.flatten().argsort(stable=True)  # least important first
+    return _mask_from_order(order, keep, scores.shape, block, (rows, cols)).reshape(tuple(shape))
+
+
+def _mask_from_order(
+    order: torch.Tensor, keep: int, grid: Sequence[int], block: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
+    """``(rows, cols)`` mask keeping all blocks but the first ``n_blocks - keep`` of ``order``."""
+    kept = torch.ones(order.numel(), dtype=torch.bool, device=order.device)
+    kept[order[: order.numel() - max(0, min(keep, order.numel()))]] = False
+    full = kept.view(tuple(grid)).repeat_interleave(block[0], 0).repeat_interleave(block[1], 1)
+    return full[: size[0], : size[1]]
+
+
+# ------------------------------------------------------------------------------------------- LPViT
+Batch = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+
+def _split(batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    return batch[0], (batch[1] if len(batch) > 1 else None)
+
+
+def _default_layers(model: nn.Module) -> list[str]:
+    """Every ``nn.Linear`` except the classifier (``get_classifier()`` or a module named ``head``)."""
+    getter = getattr(model, "get_classifier", None)
+    head = getter() if callable(getter) else getattr(model, "head", None)
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and m is not head]
+
+
+def _resolve(model: nn.Module, layers: Sequence[str] | None) -> dict[str, nn.Module]:
+    mods = dict(model.named_modules())
+    names = _default_layers(model) if layers is None else list(layers)
+    bad = [n for n in names if not isinstance(mods.get(n), PRUNABLE)]
+    if bad:
+        raise ValueError(f"not nn.Linear / nn.Conv2d layers of the model: {bad}")
+    if not names:
+        raise ValueError("the model has no prunable layer (no nn.Linear besides the classifier); pass layers=[...]")
+    return {n: mods[n] for n in names}
+
+
+def calibration_gradients(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    layers: Sequence[str] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Mean over ``batches`` of the gradient of ``loss_fn(model(x), y)`` (default: ``mean(output ** 2)``,
+    the official label-free objective) with respect to the weight of each layer, in eval mode.
+    ``batches`` yields inputs or ``(input, target)`` pairs."""
+    mods = _resolve(model, layers)
+    params = [_weight_param(m) for m in mods.values()]
+    loss_fn = loss_fn or (lambda out, _: out.pow(2).mean())
+    sums = [torch.zeros_like(p) for p in params]
+    n = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            x, y = _split(batch)
+            grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
+            for s, g in zip(sums, grads):
+                if g is not None:
+                    s += g
+            n += 1
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("no calibration batches")
+    return {name: s / n for name, s in zip(mods, sums)}
+
+
+def _smooth(y: torch.Tensor, weight: float) -> torch.Tensor:
+    """The official de-biased exponential moving average along a curve."""
+    if weight <= 0:
+        return y
+    out, last = torch.empty_like(y), 0.0
+    for i, v in enumerate(y.tolist()):
+        last = last * weight + (1 - weight) * v
+        out[i] = last / (1 - weight ** (i + 1))
+    return out
+
+
+@torch.no_grad()
+def lpvit_curves(
+    weight: torch.Tensor, grad: torch.Tensor, block: int | tuple[int, int], steps: int = 100, damping: float = 1e-7
+) -> dict[str, torch.Tensor]:
+    """LPViT's distortion curve of one layer: for pruned block fractions ``a = k / steps``, the
+    second-order Taylor distortion ``mean((dw * g)^2) + (g . dw)^2 / 2 + damping |dw|^2 / 2`` of
+    dropping the ``a * n_blocks`` blocks of least mean ``|w * g|`` (float64).
+
+    Returns ``amount`` (steps + 1), ``distortion`` (steps + 1), ``kept`` (weights kept at each
+    amount), ``blocks`` (kept blocks), ``order`` (block indices, least important first) and
+    ``scores`` (the block scores, :func:`block_scores` of ``|w * g|``)."""
+    block = _check_block(block)
+    w, g = _matrix(weight).double(), _matrix(grad).double()
+    scores = block_scores((w * g).abs(), block)
+    nb = scores.numel()
+    order = scores.flatten().argsort(stable=True)  # least important first
+    wg = w * g
+    per_block = [_block_sums(t, block).flatten()[order] for t in (wg.square(), wg, w.square(), torch.ones_like(w))]
+    zero = torch.zeros(1, dtype=torch.float64, device=w.device)
+    sq, lin, norm, count = (torch.cat([zero, t.cumsum(0)]) for t in per_block)  # prefix sums, index = blocks pruned
+    amount = torch.arange(steps + 1, dtype=torch.float64, device=w.device) / steps
+    kept_blocks = (nb * (1 - amount) + 1e-9).long()  # the official int((1 - a) * n_blocks)
+    pruned = nb - kept_blocks
+    # dw = -w on pruned entries: (dw * g)^2 = (w g)^2, g . dw = -sum(w g), |dw|^2 = sum(w^2)
+    dist = sq[pruned] / w.numel() + 0.5 * lin[pruned].square() + 0.5 * damping * norm[pruned]
+    kept = w.numel() - count[pruned]
+    return dict(amount=amount, distortion=dist, kept=kept, blocks=kept_blocks, order=order, scores=scores)
+
+
+def _fill(
+    choice: dict[str, int],
+    objective: dict[str, torch.Tensor],
+    curves: dict[str, dict[str, torch.Tensor]],
+    positions: dict[str, int],
+    frac: float,
+    flops: float,
+    total: float,
+) -> tuple[dict[str, int], float]:
+    """Greedy completion of a Lagrangian allocation: a multiplier only reaches the corners of the
+    curves' convex hulls, so budget may be left over; give it back one step at a time, to the layer
+    whose objective falls most per MAC, while the budget holds."""
+    choice, kept = dict(choice), frac * total
+    while True:
+        best, best_rate, best_add = None, 0.0, 0.0
+        for n, k in choice.items():
+            if k == 0:
+                continue
+            add = positions[n] * float(curves[n]["kept"][k - 1] - curves[n]["kept"][k])
+            gain = float(objective[n][k] - objective[n][k - 1])
+            if gain <= 0 or kept + add > flops * total + 1e-6:
+                continue
+            rate = gain / max(add, 1e-30)
+            if rate > best_rate:
+                best, best_rate, best_add = n, rate, add
+        if best is None:
+            return choice, kept / total
+        choice[best] -= 1
+        kept += best_add
+
+
+def lpvit_prune(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    flops: float = 0.5,
+    block: int | tuple[int, int] = (32, 32),
+    layers: Sequence[str] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
+    power_weight: float = 1.0,
+    min_keep: float = 0.05,
+    steps: int = 100,
+    smooth: float = 0.5,
+    example_input: torch.Tensor | None = None,
+    inplace: bool = False,
+) -> nn.Module:
+    """LPViT post-training block pruning to ``flops`` (the fraction of the model's MACs to keep).
+
+    Args:
+        model: any model; its ``layers`` are pruned.
+        batches: calibration batches (inputs, or ``(input, target)`` pairs); iterated once.
+        flops: MACs kept, as a fraction of the dense model's (``sparse_macs`` on ``example_input``).
+        block: block height and width over ``(out, in)`` weights (the paper: 16x16 to 64x32).
+        layers: names of the ``nn.Linear`` / ``nn.Conv2d`` layers to prune (default: every
+            ``nn.Linear`` except the classifier).
+        loss_fn: calibration objective ``loss_fn(output, target)`` (default ``mean(output ** 2)``).
+        power_weight: weight of the power term relative to the distortion (0: FLOPs only; 1: the
+            official automatic balance).
+        min_keep: fraction of blocks every layer keeps at least (capped at half the budget's
+            complement, as the official code).
+        steps: points per distortion curve.
+        smooth: moving-average weight on the curves (0: none).
+        example_input: input the MACs are counted on (default: the first calibration batch).
+        inplace: mask ``model`` itself instead of a copy.
+
+    Returns:
+        The model with block masks on the pruned layers (see :func:`finalize` to make them permanent).
+    """
+    if not 0 < flops <= 1:
+        raise ValueError(f"flops must be in (0, 1], got {flops}")
+    block = _check_block(block)
+    mods = _resolve(model, layers)
+    batches = list(batches)
+    if not batches:
+        raise ValueError("no calibration batches")
+    x0 = _split(batches[0])[0] if example_input is None else example_input
+    grads = calibration_gradients(model, batches, list(mods), loss_fn)
+    positions = layer_positions(model, x0, mods)
+    missing = [n for n in mods if n not in positions]
+    if missing:
+        raise ValueError(f"layers that do not run on the input: {missing}")
+    total = sparse_macs(model, x0) * 1e9
+    curves = {n: lpvit_curves(m.weight, grads[n], block, steps) for n, m in mods.items()}
+    macs = {n: positions[n] * mods[n].weight.numel() for n in mods}
+    nonzero = {n: int(torch.count_nonzero(m.weight)) for n, m in mods.items()}
+    fixed = total - sum(positions[n] * nonzero[n] for n in mods)  # MACs outside the pruned weights
+
+    dist = {n: _smooth(c["distortion"], smooth) for n, c in curves.items()}
+    cost = {n: max(1, _matrix(mods[n].weight).shape[1] // 16) for n in mods}  # power per kept block
+    power = {n: c["blocks"].double() * cost[n] for n, c in curves.items()}
+    beta = 0.0
+    if power_weight > 0:
+        slope_d = torch.stack([(d.diff() * steps).abs().max() for d in dist.values()]).mean()
+        slope_p = torch.stack([(p.diff() * steps).abs().max() for p in power.values()]).mean()
+        beta = power_weight * float(slope_d / slope_p.clamp_min(1e-30))
+    min_keep = min(min_keep, (1 - flops) / 2)
+    allowed = {n: c["blocks"] >= max(1, math.ceil(min_keep * c["blocks"][0].item())) for n, c in curves.items()}
+
+    def allocate(lam: float) -> tuple[dict[str, int], float]:
+        choice, kept_macs = {}, fixed
+        for n, c in curves.items():
+            objective = dist[n] + beta * power[n] - lam * c["amount"] * macs[n]
+            objective = objective.masked_fill(~allowed[n], math.inf)
+            k = int(objective.argmin())
+            choice[n] = k
+            kept_macs += positions[n] * float(c["kept"][k])
+        return choice, kept_macs / total
+
+    # lambda prices the MACs (signed: with a power term, pruning may have to be held back);
+    # frac(lambda) does not increase with lambda: take the smallest lambda that meets the budget.
+    target = flops + 1e-12
+    slope = float(torch.stack([(d.diff() * steps).abs().max() for d in dist.values()]).mean())
+    unit = slope / (sum(macs.values()) / len(macs))
+    unit = unit if unit > 0 else 1.0
+    hi = 1.0
+    while allocate(hi * unit)[1] > target:
+        hi *= 4.0
+        if hi > 1e30:
+            floor = allocate(hi * unit)[1]
+            raise ValueError(
+                f"flops={flops} is out of reach: pruning every layer down to min_keep leaves {floor:.3f}"
+                " of the MACs; prune more layers or lower min_keep"
+            )
+    lo = -1.0
+    while allocate(lo * unit)[1] <= target and lo > -1e30:
+        lo *= 4.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if allocate(mid * unit)[1] > target:
+            lo = mid
+        else:
+            hi = mid
+    choice, frac = allocate(hi * unit)
+    choice, frac = _fill(choice, {n: dist[n] + beta * power[n] for n in curves}, curves, positions, frac, flops, total)
+    masks = {}
+    for n, c in curves.items():
+        k = choice[n]
+        w = mods[n].weight
+        grid, size = c["scores"].shape, tuple(_matrix(w).shape)
+        masks[n] = _mask_from_order(c["order"], int(c["blocks"][k]), grid, block, size).reshape(w.shape)
+        log.info("%s: %.2f of blocks pruned", n, float(c["amount"][k]))
+    log.info("LPViT: %.4f of the MACs kept (budget %.4f), beta %.3g", frac, flops, beta)
+    return apply_masks(model, masks, inplace=inplace)
