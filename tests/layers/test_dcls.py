@@ -19,13 +19,7 @@ CLASSES = {1: DclsConv1d, 2: DclsConv2d, 3: DclsConv3d}
 VERSIONS = ["v0", "v1", "gauss", "max"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run thousands of tiny ops (gradcheck); one thread spares OpenMP's hand-offs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _spread(layer, beyond=0.5):

@@ -13,13 +13,7 @@ import torch.nn.functional as F
 from subband.layers import DeformConv2d, deform_conv2d
 from tests.tolerances import assert_close
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _np_bilinear(img: np.ndarray, y: float, x: float) -> float:

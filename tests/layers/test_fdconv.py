@@ -17,13 +17,7 @@ from subband.layers import FDConv, FrequencyBandModulation, convert_to_fdconv, f
 from subband.layers.fdconv import fdw_group_index
 from tests.tolerances import assert_close
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _np_group_kernels(layer: FDConv) -> np.ndarray:

@@ -15,13 +15,7 @@ import subband
 from subband.layers import IntegratedBatchNorm, LevelConv, PyramidConv, SEPCNeck, deform_conv2d, integrated_batch_norm
 from tests.tolerances import assert_close
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise(module: nn.Module, std: float = 0.3) -> nn.Module:
