@@ -29,10 +29,16 @@ def test_fused_copy_keeps_eval_outputs(name):
     model = subband.create_model(name).eval()
     if not _has_something_to_fuse(model):
         pytest.skip(f"{name} has nothing to fuse")
-    for m in model.modules():  # non-trivial statistics, or fusion would be checked at the identity
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():  # non-trivial statistics, or fusion would be checked at the identity
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        for p in model.parameters():  # zero or 1e-6 layer scales would hide every branch behind them
+            if p.numel() and float(p.abs().max()) < 1e-3:
+                p.uniform_(-0.5, 0.5)
     x = default_input(model, 2)
     if x.shape[-1] > 64:
         x = x[..., :64, :64] if "espcn" not in name else x
