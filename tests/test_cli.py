@@ -2,8 +2,11 @@
 
 import json
 
+import torch
+
 import subband
 from subband.cli import main
+from subband.models import save_model
 
 
 def test_models_lists_counted_and_reported_params(capsys):
@@ -59,3 +62,38 @@ def test_interpret_methods(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["layers"]
     assert main(["interpret", "robustness", "wavemix_lite_144_7", "--samples", "4"]) == 2  # needs --data
     assert "needs labelled images" in capsys.readouterr().err
+
+
+def _tiny(name: str, path, **kw):
+    torch.manual_seed(0)
+    model = subband.create_model(name, img_size=8, in_chans=1, num_classes=10, **kw)
+    return save_model(model, path)
+
+
+def test_compress_lpvit_then_eval(tmp_path, capsys):
+    ckpt = _tiny("vit_tiny_patch16_224", tmp_path / "vit.safetensors", patch_size=2, depth=2)
+    out = tmp_path / "pruned.safetensors"
+    args = ["compress", "lpvit", str(ckpt), "--data", "digits", "--flops", "0.6", "--calib", "2", "--rounds", "0"]
+    assert main(args + ["--out", str(out), "--compact"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["pruned"]["sparse_gmacs"] <= 0.6 * rec["dense"]["sparse_gmacs"] + 1e-9  # the budget holds
+    assert rec["deployed"]["params"] < rec["dense"]["params"]  # finalize removed heads or units
+    assert rec["deployed"]["gmacs"] < rec["dense"]["gmacs"] and rec["max_abs_diff_vs_masked"] < 1e-5
+    # the checkpoint is the pruned model as zeros in the original architecture: it scores the same
+    assert main(["eval", str(out), "--data", "digits:test"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == rec["deployed"]["top1"]
+    assert main(["compress", "lpvit", str(ckpt), "--rounds", "0"]) == 2  # calibration images needed
+    assert "calibration images" in capsys.readouterr().err
+
+
+def test_compress_dimap_and_fuse(tmp_path, capsys):
+    swin = dict(patch_size=2, depths=(2, 2), num_heads=(2, 4), embed_dim=32, window_size=2)
+    ckpt = _tiny("swin_tiny_patch4_window7_224", tmp_path / "swin.safetensors", **swin)
+    assert main(["compress", "dimap", str(ckpt), "--flops", "0.5", "--rounds", "0", "--compact"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["pruned"]["sparse_gmacs"] <= 0.5 * rec["dense"]["sparse_gmacs"] + 1e-9
+    assert main(["compress", "fuse", "lsnet_t", "--rounds", "1", "--min-time", "0.05", "--compact"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["deployed"]["params"] < rec["dense"]["params"] and rec["latency_ratio"] > 0
+    assert main(["compress", "fuse", "lsnet_t", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "--onnx" in capsys.readouterr().err

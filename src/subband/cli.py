@@ -6,6 +6,8 @@
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
     subband interpret METHOD MODEL      look inside a model (a registered name or a checkpoint):
                                         filters | erf | linear | orthogonality | robustness
+    subband compress METHOD MODEL       make it small: fuse | lpvit | dimap, then optionally --out
+                                        (pruned checkpoint) and --onnx (the deployed model as ONNX)
 
 Datasets: digits[:train|test], mnist:DIR[:train|test], folder:DIR, sr:DIR (HR images), sr (bundled photos).
 
@@ -230,6 +232,75 @@ def _interpret(args: argparse.Namespace, model, out: dict, it) -> None:
         out.update(it.evaluate_patch_robustness(model, x, y, args.patch_size))
 
 
+def _alternating_ms(models: dict, x: torch.Tensor, rounds: int, min_time: float) -> dict[str, float]:
+    """Median batch-1 forward time of each model, the models taking turns over ``rounds``."""
+    times: dict[str, list[float]] = {k: [] for k in models}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for k, m in models.items():
+                times[k].append(measure_speed(m, x, min_time / rounds)["ms"])
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _cost(model, x: torch.Tensor, data) -> dict:
+    from .compress import sparse_macs
+    from .train import evaluate
+
+    row = {"params": count_params(model), "gmacs": round(count_gmacs(model, x), 6)}
+    row["sparse_gmacs"] = round(sparse_macs(model, x), 6)
+    if data is not None:
+        row.update(evaluate(model, data))
+    return row
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from . import compress
+    from .models import save_model
+
+    torch.set_num_threads(args.threads)
+    model = _load(args.model).eval()
+    scale = getattr(model, "upscale", None)
+    data = from_spec(args.data, split="test", scale=scale) if args.data else None
+    x = default_input(model, 1) if data is None else data[0][0][None]
+    out: dict = {"model": args.model, "method": args.method, "dense": _cost(model, x, data)}
+    if args.method == "fuse":
+        deployed = compress.fuse(model)
+        if args.out:
+            raise ValueError("a fused model is not a create_model architecture: write it with --onnx instead of --out")
+    else:
+        if args.method == "lpvit":
+            spec = args.calib_data or args.data
+            if not spec:
+                raise ValueError("lpvit needs calibration images: --calib-data SPEC (or --data SPEC)")
+            calib = from_spec(spec, split="train", scale=scale)
+            order = torch.randperm(len(calib), generator=torch.Generator().manual_seed(args.seed))
+            idx = order[: args.calib * args.batch_size].tolist()
+            images = torch.stack([calib[i][0] for i in idx])
+            batches = list(images.split(args.batch_size))
+            pruned = compress.lpvit_prune(model, batches, flops=args.flops, block=args.block, example_input=x)
+        else:  # dimap: no data
+            pruned = compress.dimap_prune(model, flops=args.flops, input_size=tuple(x.shape[1:]))
+        out["pruned"] = _cost(pruned, x, None)
+        if args.out:
+            dense_zeros = compress.finalize(pruned, shrink=False)  # loads into the unpruned architecture
+            extra = {"compress": {"method": args.method, "flops": args.flops, "from": args.model}}
+            out["checkpoint"] = str(save_model(dense_zeros, args.out, extra=extra))
+        deployed = compress.finalize(pruned)
+    with torch.no_grad():
+        out["max_abs_diff_vs_masked" if args.method != "fuse" else "max_abs_diff_vs_dense"] = float(
+            (deployed(x) - (model if args.method == "fuse" else pruned)(x)).abs().max()
+        )
+    out["deployed"] = _cost(deployed, x, data)
+    if args.rounds > 0:
+        ms = _alternating_ms({"dense": model, "deployed": deployed}, x, args.rounds, args.min_time)
+        out["latency_ms_batch1"] = {k: round(v, 4) for k, v in ms.items()}
+        out["latency_ratio"] = round(ms["deployed"] / ms["dense"], 4)
+    if args.onnx:
+        out["onnx"] = str(compress.export_onnx(deployed, args.onnx, example=x))
+    print(json.dumps(out, indent=None if args.compact else 2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="subband", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -291,6 +362,31 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--threads", type=int, default=torch.get_num_threads())
     i.add_argument("--compact", action="store_true", help="one-line JSON")
     i.set_defaults(fn=cmd_interpret)
+    c = sub.add_parser(
+        "compress",
+        help="make a model small: fuse, LPViT block pruning, DIMAP data-free pruning; ONNX export",
+        description="Compress a model (a registered name or a checkpoint) and report params, GMACs (dense and "
+        "without zero-weight products), accuracy on --data, and batch-1 latency against the original. fuse: "
+        "BatchNorms folded, branches re-parameterised. lpvit: block pruning with calibration images. dimap: "
+        "pruning from the weights alone. Pruned models are finalized (dead heads and MLP units removed) for "
+        "the report and --onnx; --out writes the pruned weights as zeros in the original architecture.",
+    )
+    c.add_argument("method", choices=["fuse", "lpvit", "dimap"])
+    c.add_argument("model", help="a registered model name (fresh weights) or a .safetensors checkpoint")
+    c.add_argument("--data", help="labelled test images to score before and after, a dataset spec as for train")
+    c.add_argument("--calib-data", help="lpvit: calibration images (default: the train split of --data)")
+    c.add_argument("--calib", type=int, default=8, help="lpvit: calibration batches")
+    c.add_argument("--batch-size", type=int, default=32, help="lpvit: calibration batch size")
+    c.add_argument("--flops", type=float, default=0.5, help="lpvit, dimap: fraction of the MACs to keep")
+    c.add_argument("--block", type=int, default=16, help="lpvit: square block side")
+    c.add_argument("--seed", type=int, default=0, help="lpvit: which calibration images")
+    c.add_argument("--out", help="lpvit, dimap: write the pruned checkpoint here (.safetensors)")
+    c.add_argument("--onnx", help="write the deployed (fused or finalized) model here as ONNX")
+    c.add_argument("--rounds", type=int, default=3, help="latency: the two models take turns; 0 skips timing")
+    c.add_argument("--min-time", type=float, default=1.0, help="latency: seconds per model over all rounds")
+    c.add_argument("--threads", type=int, default=torch.get_num_threads())
+    c.add_argument("--compact", action="store_true", help="one-line JSON")
+    c.set_defaults(fn=cmd_compress)
     return p
 
 

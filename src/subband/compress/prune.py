@@ -344,15 +344,18 @@ def _shrink_attention(attn: Attention) -> Attention | None:
     return _HeadPrunedAttention(attn, keep, _sliced(attn.qkv, out_idx=rows), _sliced(attn.proj, in_idx=dims))
 
 
-def finalize(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """``model`` (a copy unless ``inplace``) with its masks made permanent and every MLP hidden unit
-    and attention head that only zeros reach or leave removed (see the module docstring). In eval
-    mode the outputs equal the masked model's; dropout between the removed pieces is the one
-    training-time difference."""
+def finalize(model: nn.Module, inplace: bool = False, shrink: bool = True) -> nn.Module:
+    """``model`` (a copy unless ``inplace``) with its masks made permanent and, if ``shrink``, every
+    MLP hidden unit and attention head that only zeros reach or leave removed (see the module
+    docstring). In eval mode the outputs equal the masked model's; dropout between the removed
+    pieces is the one training-time difference. ``shrink=False`` keeps every shape (pruned weights
+    are stored as zeros), so the state dict loads into the unpruned architecture."""
     out = model if inplace else copy.deepcopy(model)
     for m in list(out.modules()):
         if parametrize.is_parametrized(m, "weight") and _masked(m):
             _bake(m)
+    if not shrink:
+        return out
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
             if type(child) in (Attention, _HeadPrunedAttention):

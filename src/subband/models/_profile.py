@@ -20,12 +20,20 @@ def count_params(model: nn.Module) -> int:
 
 
 def default_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
-    """A random input of the size the model's paper reports its FLOPs at (else 3x224x224)."""
+    """A random input of the size the model's paper reports its FLOPs at (else 3x224x224), with the
+    ``in_chans`` and ``img_size`` the model was created with, where they were overridden."""
     paper = getattr(model, "paper", None)
     size = paper.input_size if paper is not None and paper.input_size else None
     if size is None:
         size = (getattr(model, "in_channels", 3), 64, 64) if hasattr(model, "upscale") else (3, 224, 224)
-    return torch.randn(batch, *size)
+    config = getattr(model, "config", None)
+    overrides = config.get("overrides", {}) if isinstance(config, dict) else {}
+    if len(size) != 3:
+        return torch.randn(batch, *size)
+    c, h, w = size
+    img = overrides.get("img_size", (h, w))
+    h, w = (img, img) if isinstance(img, int) else img
+    return torch.randn(batch, overrides.get("in_chans", c), h, w)
 
 
 @torch.no_grad()
