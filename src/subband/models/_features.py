@@ -139,6 +139,19 @@ def trunc_normal_init(m: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+def reset_linear_trunc_normal(model: nn.Module, std: float = 0.02) -> None:
+    """timm's transformer initialisation: every submodule at its own ``reset_parameters()``, then
+    linear weights truncated normal (``std``) with zero biases."""
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
     """A state dict with each key rewritten by the first matching ``(regex, replacement)`` rule."""
     out = {}

@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import TransformerBlock
-from ._features import FeatureInfo
+from ._features import FeatureInfo, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 from .vit import _pair
 
@@ -197,16 +197,9 @@ class ChannelViT(nn.Module):
     def reset_parameters(self) -> None:
         """The official initialisation: truncated normal (0.02) linear weights, class token, position
         and channel embeddings; zero linear biases; the patch conv and norms at PyTorch's defaults."""
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        reset_linear_trunc_normal(self)
         for p in (self.cls_token, self.pos_embed, self.patch_embed.channel_embed.weight):
             nn.init.trunc_normal_(p, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     def _channels(self, x: torch.Tensor, channels: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
         c = x.shape[1]

@@ -68,7 +68,7 @@ import torch
 from torch import nn
 
 from ..layers import ConvBN, DropPath, LayerNorm2d, Mlp, attend
-from ._features import FeatureInfo, rename_keys
+from ._features import FeatureInfo, rename_keys, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 
 __all__ = [
@@ -444,13 +444,7 @@ class CvT(nn.Module):
     def reset_parameters(self) -> None:
         """The official ``trunc_norm`` initialisation: linear weights and class token truncated normal
         (0.02), zero linear biases, norms at one and zero, convs at PyTorch's default."""
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        reset_linear_trunc_normal(self)
         for stage in self.stages:
             if stage.cls_token is not None:
                 nn.init.trunc_normal_(stage.cls_token, std=0.02)

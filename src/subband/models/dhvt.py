@@ -69,7 +69,7 @@ import torch
 from torch import nn
 
 from ..layers import Attention, ConvBN, DropPath, Mlp
-from ._features import FeatureInfo, rename_keys
+from ._features import FeatureInfo, rename_keys, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 
 __all__ = ["DHVT", "DHVTBlock", "SOPE", "DAFF", "HeadTokenAttention", "Affine", "convert_official_state_dict"]
@@ -375,15 +375,8 @@ class DHVT(nn.Module):
     def reset_parameters(self) -> None:
         """The official initialisation: truncated normal (0.02) linear weights, class token and
         head-token embeddings, zero linear biases; norms and convs at PyTorch's defaults."""
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        reset_linear_trunc_normal(self)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         x = _ContiguousGrad.apply(self.patch_embed(x))  # (B, C, h, w)

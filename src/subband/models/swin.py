@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import DropPath, Mlp, WindowAttention
-from ._features import FeatureInfo, rename_keys
+from ._features import FeatureInfo, rename_keys, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 
 __all__ = ["SwinTransformer", "SwinBlock", "PatchMerging", "convert_timm_swin_state_dict"]
@@ -223,13 +223,7 @@ class SwinTransformer(nn.Module):
 
     def reset_parameters(self) -> None:
         """timm's initialisation: truncated-normal (0.02) linear weights, zero biases."""
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        reset_linear_trunc_normal(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.layers(self.patch_embed(x)))  # (B, h, w, C)

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from ..layers import DropPath, LayerNorm2d, Mlp, TransformerBlock
-from ._features import FeatureInfo, StagedClassifier, rename_keys
+from ._features import FeatureInfo, StagedClassifier, rename_keys, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 
 __all__ = ["UniFormer", "UniFormerStage", "CBlock", "SABlock", "PatchEmbed", "ConvStem", "convert_official_state_dict"]
@@ -291,13 +291,7 @@ class UniFormer(StagedClassifier):
     def reset_parameters(self) -> None:
         """The official initialisation: linear weights truncated normal (0.02) with zero biases;
         norms, convs and layer scales at their defaults."""
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        reset_linear_trunc_normal(self)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.pos_drop(self.stem(x))
