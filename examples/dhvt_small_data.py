@@ -130,15 +130,6 @@ class Shifted(Dataset):
         return x, y
 
 
-def split(data: TensorImages, n_test: int, seed: int) -> tuple[TensorImages, TensorImages]:
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    test, train = order[:n_test], order[n_test:]
-    return (
-        TensorImages(data.images[train], data.labels[train], data.classes),
-        TensorImages(data.images[test], data.labels[test], data.classes),
-    )
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DATA), help="folder with t10k-{images-idx3,labels-idx1}-ubyte.gz")
@@ -156,7 +147,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    train, test = split(mnist(args.data, "test"), args.n_test, args.seed)
+    train, test = mnist(args.data, "test").split(args.n_test, args.seed)
     print(f"MNIST t10k split {len(train)} train / {len(test)} test (seed {args.seed}); 28x28, 1 channel")
     size = dict(embed_dim=args.width, num_heads=args.heads, num_classes=10, in_chans=1, patch_size=4)
     runs = {

@@ -26,6 +26,19 @@ def test_digits_split_is_reproducible_and_disjoint():
         digits("val")
 
 
+def test_tensor_images_random_split():
+    data = digits("all")
+    data.labels = torch.arange(len(data))  # each image tagged with its index
+    train, test = data.split(300, seed=1)
+    assert len(test) == 300 and len(train) == len(data) - 300
+    assert sorted(torch.cat([train.labels, test.labels]).tolist()) == list(range(len(data)))  # a partition
+    assert torch.equal(data.images[test.labels], test.images)
+    assert torch.equal(data.split(300, seed=1)[1].labels, test.labels)  # reproducible
+    assert not torch.equal(data.split(300, seed=2)[1].labels, test.labels)
+    with pytest.raises(ValueError, match="n_test"):
+        data.split(len(data))
+
+
 @pytest.mark.skipif(not MNIST.is_dir(), reason="shared MNIST test split not present")
 def test_mnist_test_split_matches_its_documented_facts():
     ds = mnist(MNIST, "test")

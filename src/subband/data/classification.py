@@ -33,6 +33,17 @@ class TensorImages(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], int(self.labels[i])
 
+    def split(self, n_test: int, seed: int = 0) -> tuple[TensorImages, TensorImages]:
+        """A reproducible random split: ``(train, test)`` with ``n_test`` images in ``test``."""
+        if not 0 < n_test < len(self):
+            raise ValueError(f"n_test must be in (0, {len(self)}), got {n_test}")
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        test, train = order[:n_test], order[n_test:]
+        return (
+            TensorImages(self.images[train], self.labels[train], self.classes),
+            TensorImages(self.images[test], self.labels[test], self.classes),
+        )
+
 
 def digits(split: str = "train", test_fraction: float = 0.2, seed: int = 0) -> TensorImages:
     """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), split reproducibly.
