@@ -22,7 +22,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["FeatureInfo", "FeaturePyramid", "StagedClassifier", "trunc_normal_init", "rename_keys"]
+__all__ = [
+    "FeatureInfo",
+    "FeaturePyramid",
+    "StagedClassifier",
+    "DistilledClassifier",
+    "trunc_normal_init",
+    "rename_keys",
+]
 
 
 class FeatureInfo(list):
@@ -129,6 +136,50 @@ class StagedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class DistilledClassifier(StagedClassifier):
+    """:class:`StagedClassifier` with the LeViT-style head: global mean pool, ``head_drop``, then
+    BatchNorm + linear (:class:`~subband.layers.BNLinear`), and with ``distillation`` a second such
+    head ``head_dist`` (DeiT): in training ``forward`` returns both logits, in eval their mean.
+
+    A subclass builds ``stem``, ``stages``, ``head_drop``, sets ``num_features`` and ``distillation``
+    and calls :meth:`reset_classifier`. ``fuse()`` folds every BatchNorm into the layer before it.
+    """
+
+    distillation = False
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier(s) with fresh ones for ``num_classes`` (0: none)."""
+        from ..layers import BNLinear
+
+        self.num_classes = num_classes
+        self.head: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if self.distillation:
+            self.head_dist: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def prune_intermediate_layers(self, indices: Sequence[int]) -> None:
+        """Drop the stages after the last of ``indices`` and the head(s)."""
+        super().prune_intermediate_layers(indices)
+        if self.distillation:
+            self.head_dist = nn.Identity()
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+        x = self.head_drop(x.mean((2, 3)))  # (B, C, H, W) -> (B, C)
+        if pre_logits:
+            return x
+        if not self.distillation:
+            return self.head(x)
+        logits, dist = self.head(x), self.head_dist(x)
+        return (logits, dist) if self.training else (logits + dist) / 2
+
+    @torch.no_grad()
+    def fuse(self):
+        """Fold every BatchNorm that follows a linear op into it and merge re-parameterisable branches,
+        in place (same outputs in eval mode). Eval only; returns the model."""
+        from ..layers import fuse_submodules
+
+        return fuse_submodules(self)
 
 
 def trunc_normal_init(m: nn.Module, std: float = 0.02) -> None:

@@ -32,7 +32,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import BNLinear, ConvBN, LSConv, SqueezeExcite, fuse_submodules, make_divisible
+from ..layers import ConvBN, LSConv, SqueezeExcite, make_divisible
+from ._features import DistilledClassifier
 from ._registry import Paper, register_model
 
 __all__ = ["LSNet", "LSNetBlock", "convert_official_state_dict"]
@@ -197,7 +198,7 @@ class LSNetStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class LSNet(nn.Module):
+class LSNet(DistilledClassifier):
     """LSNet image classifier.
 
     Args:
@@ -267,53 +268,7 @@ class LSNet(nn.Module):
             dict(num_chs=d, reduction=8 * 2**i, module=f"stages.{i}") for i, d in enumerate(embed_dims)
         ]
         self.head_drop = nn.Dropout(drop_rate)
-        self.head: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if distillation:
-            self.head_dist: nn.Module = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier(s) with fresh ones for ``num_classes`` (0: none)."""
-        self.num_classes = num_classes
-        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if self.distillation:
-            self.head_dist = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))  # (B, C, H, W) -> (B, num_features, H/64, W/64)
-
-    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
-        """Outputs of the stages in ``indices`` (see :class:`~subband.models._features.FeaturePyramid`)."""
-        x, out = self.stem(x), []
-        for i, stage in enumerate(self.stages[: max(indices) + 1]):
-            x = stage(x)
-            if i in indices:
-                out.append(x)
-        return out
-
-    def prune_intermediate_layers(self, indices: Sequence[int]) -> None:
-        """Drop the stages after the last of ``indices`` and the head(s)."""
-        self.stages = self.stages[: max(indices) + 1]
-        self.head = nn.Identity()
-        if self.distillation:
-            self.head_dist = nn.Identity()
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
-        x = self.head_drop(x.mean((2, 3)))  # (B, C, H, W) -> (B, C)
-        if pre_logits:
-            return x
-        if not self.distillation:
-            return self.head(x)
-        logits, dist = self.head(x), self.head_dist(x)
-        return (logits, dist) if self.training else (logits + dist) / 2
-
-    def forward(self, x: torch.Tensor):
-        return self.forward_head(self.forward_features(x))
-
-    @torch.no_grad()
-    def fuse(self) -> LSNet:
-        """Fold every BatchNorm that follows a linear op into it and merge the RepVGG branches, in
-        place (same outputs in eval mode). Eval only; returns the model."""
-        return fuse_submodules(self)
+        self.reset_classifier(num_classes)
 
 
 def _official_key(key: str) -> str | None:
