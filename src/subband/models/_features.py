@@ -28,6 +28,7 @@ __all__ = [
     "StagedClassifier",
     "DistilledClassifier",
     "trunc_normal_init",
+    "linear_head",
     "rename_keys",
 ]
 
@@ -121,8 +122,7 @@ class StagedClassifier(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.fc.apply(trunc_normal_init)
+        self.head.fc = linear_head(self.num_features, num_classes)
 
     @torch.no_grad()
     def scale_head(self, factor: float) -> None:
@@ -180,6 +180,16 @@ class DistilledClassifier(StagedClassifier):
         from ..layers import fuse_submodules
 
         return fuse_submodules(self)
+
+
+def linear_head(in_features: int, num_classes: int, std: float = 0.02) -> nn.Module:
+    """A fresh classifier: ``nn.Linear`` with truncated-normal (``std``) weights and zero bias, or
+    ``nn.Identity`` for ``num_classes == 0``."""
+    if num_classes <= 0:
+        return nn.Identity()
+    fc = nn.Linear(in_features, num_classes)
+    trunc_normal_init(fc, std)
+    return fc
 
 
 def trunc_normal_init(m: nn.Module, std: float = 0.02) -> None:

@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import TransformerBlock
-from ._features import FeatureInfo, reset_linear_trunc_normal
+from ._features import FeatureInfo, linear_head, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 from .vit import _pair
 
@@ -291,10 +291,7 @@ class ChannelViT(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            nn.init.trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
+        self.head = linear_head(self.num_features, num_classes)
 
     def extra_repr(self) -> str:
         return f"in_chans={self.in_chans}, patch_size={self.patch_size}, hcs={self.hcs}"

@@ -69,7 +69,7 @@ import torch
 from torch import nn
 
 from ..layers import Attention, ConvBN, DropPath, Mlp
-from ._features import FeatureInfo, rename_keys, reset_linear_trunc_normal
+from ._features import FeatureInfo, linear_head, rename_keys, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 
 __all__ = ["DHVT", "DHVTBlock", "SOPE", "DAFF", "HeadTokenAttention", "Affine", "convert_official_state_dict"]
@@ -422,10 +422,7 @@ class DHVT(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            nn.init.trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
+        self.head = linear_head(self.num_features, num_classes)
 
 
 def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import Attention, DropPath, Mlp
-from ._features import trunc_normal_init
+from ._features import linear_head, trunc_normal_init
 from ._registry import Paper, create_model, register_model
 
 __all__ = ["DuoFormer", "DuoBlock", "multiscale_patch_tokens"]
@@ -241,8 +241,7 @@ class DuoFormer(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.apply(trunc_normal_init)
+        self.head = linear_head(self.num_features, num_classes)
 
 
 @register_model(

@@ -80,7 +80,7 @@ import torch
 from torch import nn
 
 from ..layers import Attention, ConvBN, CrossAttention, DropPath, Mlp, ScatterMixer
-from ._features import FeatureInfo, rename_keys
+from ._features import FeatureInfo, linear_head, rename_keys
 from ._registry import Paper, register_model
 
 __all__ = ["SVT", "SVTBlock", "ConvStem", "Downsample", "ConvFFN", "ClassBlock", "convert_official_state_dict"]
@@ -353,17 +353,8 @@ class SVT(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Fresh classifier and (with ``token_label``) auxiliary classifier for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-
-        def linear() -> nn.Module:
-            if num_classes <= 0:
-                return nn.Identity()
-            fc = nn.Linear(self.num_features, num_classes)
-            nn.init.trunc_normal_(fc.weight, std=0.02)
-            nn.init.zeros_(fc.bias)
-            return fc
-
-        self.head = linear()
-        self.aux_head = linear() if self.token_label and num_classes > 0 else None
+        self.head = linear_head(self.num_features, num_classes)
+        self.aux_head = linear_head(self.num_features, num_classes) if self.token_label and num_classes > 0 else None
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_chans:

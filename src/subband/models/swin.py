@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import DropPath, Mlp, WindowAttention
-from ._features import FeatureInfo, rename_keys, reset_linear_trunc_normal
+from ._features import FeatureInfo, linear_head, rename_keys, reset_linear_trunc_normal
 from ._registry import Paper, register_model
 
 __all__ = ["SwinTransformer", "SwinBlock", "PatchMerging", "convert_timm_swin_state_dict"]
@@ -256,10 +256,7 @@ class SwinTransformer(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            nn.init.trunc_normal_(self.head.fc.weight, std=0.02)
-            nn.init.zeros_(self.head.fc.bias)
+        self.head.fc = linear_head(self.num_features, num_classes)
 
 
 def convert_timm_swin_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import GaussianMixtureMask, TransformerBlock
-from ._features import FeatureInfo, rename_keys
+from ._features import FeatureInfo, linear_head, rename_keys
 from ._registry import Paper, register_model
 
 __all__ = ["ViT", "PatchEmbed", "resample_pos_embed", "convert_gmm_official_state_dict"]
@@ -318,10 +318,7 @@ class ViT(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` (0: none)."""
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            nn.init.trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
+        self.head = linear_head(self.num_features, num_classes)
 
 
 def convert_gmm_official_state_dict(state: dict[str, torch.Tensor], patch_size: int = 4) -> dict[str, torch.Tensor]:
