@@ -37,3 +37,18 @@ def test_stencil_forms_equal_the_convolutions():
             torch.testing.assert_close(_core._down_stencil(x, fa), _core._down_raw(x, _core.down_kernel(fa, k)))
             c = torch.randn((3, 2**k) + tuple(s // 2 + w.dec_len for s in size), dtype=torch.float64)
             torch.testing.assert_close(_core._up_stencil(c, fr), _core._up_raw(c, _core.up_kernel(fr, k)))
+
+
+class _Approx(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sw.dwt2(x, "sym5")[0]
+
+
+def test_filters_first_built_inside_an_export_trace_do_not_leak_into_eager():
+    """Named wavelets are shared; one first built in a ``torch.export`` trace holds fake tensors
+    that must not be kept (MobileMamba's ONNX export once left its Haar filters fake)."""
+    from subband.wavelets import _filters
+
+    _filters._NAMED.pop("sym5", None)
+    torch.export.export(_Approx(), (torch.randn(1, 1, 16, 16),), strict=False)
+    assert type(_Approx()(torch.randn(1, 1, 16, 16))) is torch.Tensor

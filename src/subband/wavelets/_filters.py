@@ -110,7 +110,9 @@ class Wavelet:
             else:
                 t = torch.stack([self.rec_lo, self.rec_hi])
             t = t.to(dtype=dtype, device=device)
-            if not t.requires_grad:  # learnable filters are rebuilt each call, inside the graph
+            # learnable filters are rebuilt each call, inside the graph; so are the fake tensors of a
+            # trace (torch.export, torch.compile), which must not outlive it
+            if not t.requires_grad and type(t) is torch.Tensor and not torch.compiler.is_compiling():
                 self._cache[key] = t
         return t
 
@@ -138,6 +140,8 @@ def as_wavelet(wavelet: WaveletLike) -> Wavelet:
     if isinstance(wavelet, str):
         w = _NAMED.get(wavelet)
         if w is None:
-            w = _NAMED[wavelet] = Wavelet(wavelet)
+            w = Wavelet(wavelet)
+            if type(w.dec_lo) is torch.Tensor:  # not the fake tensors of a trace (torch.export)
+                _NAMED[wavelet] = w
         return w
     return Wavelet(wavelet)
