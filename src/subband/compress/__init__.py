@@ -7,19 +7,8 @@ from .export import OnnxExportError, export_onnx
 from .factorized import FactorizedConv2d, discrete_wave_frequency, wave_equation_dataset, wave_step
 from .fuse import fuse
 from .hashing import HashHead, HashingClassifier, binarize, hamming_map, proxy_hash_codes
-from .prune import (
-    WeightMask,
-    apply_masks,
-    block_mask,
-    block_scores,
-    calibration_gradients,
-    finalize,
-    get_masks,
-    layer_positions,
-    lpvit_curves,
-    lpvit_prune,
-    sparse_macs,
-)
+from .lpvit import block_mask, block_scores, calibration_gradients, lpvit_curves, lpvit_prune
+from .masks import WeightMask, apply_masks, finalize, get_masks, layer_positions, sparse_macs
 from .token_prune import (
     EET_KEEP,
     EETLoss,

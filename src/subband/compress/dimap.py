@@ -19,13 +19,13 @@ one module (the paper's "model as module" ablation, Table 4).
 
 The paper prunes to a parameter or FLOPs reduction (Table 1); here ``amount`` is the fraction of each
 module's weights removed and ``flops`` the fraction of the model's MACs kept (MACs counted with
-:func:`~subband.compress.prune.sparse_macs` on a zero tensor of ``input_size``, so no data is used
+:func:`~subband.compress.masks.sparse_macs` on a zero tensor of ``input_size``, so no data is used
 anywhere); the module fraction is bisected to meet ``flops``. The official repository
 (he-y/Data-independent-Module-Aware-Pruning) holds only a README; the formula and module definition
 follow the paper. The roles are found by layer name, which covers Swin/ViT (``attn.qkv``,
 ``attn.proj``, ``mlp.fc1``, ``mlp.fc2``), CvT (``proj_q``/``proj_k``/``proj_v``), Next-ViT
 (``wq``/``wk``/``wv``) and UniFormer; pass ``modules=callable`` for other names. The masks are the
-explicit ones of :mod:`~subband.compress.prune` (:func:`~subband.compress.prune.finalize` removes
+explicit ones of :mod:`~subband.compress.masks` (:func:`~subband.compress.masks.finalize` removes
 MLP rows that lose every weight, which the paper observes in Swin's ``fc1``).
 
 Example:
@@ -43,7 +43,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .prune import PRUNABLE, apply_masks, layer_positions, sparse_macs
+from .masks import PRUNABLE, apply_masks, layer_positions, sparse_macs
 
 __all__ = ["dimap_scores", "dimap_modules", "dimap_masks", "dimap_prune"]
 
