@@ -47,3 +47,14 @@ def test_detector_separates_spectra_that_decay_differently_and_not_identical_one
     assert spectral_features(real).shape == (80, 2)
     with pytest.raises(RuntimeError, match="fit"):
         SpectralDetector().predict(real)
+
+
+def test_knn_detector_and_the_papers_transfer_protocol():
+    """Fit on real against one generator; images that decay like the real ones escape it."""
+    real = _power_law_images(200, 64, 2.0, seed=1).unsqueeze(1)
+    steep = _power_law_images(160, 64, 2.6, seed=2).unsqueeze(1)
+    det = SpectralDetector(classifier="knn").fit(real[:80], steep[:80])
+    assert det.detection_rate(steep[80:]) >= 0.9 and det.detection_rate(real[80:140]) <= 0.1
+    assert det.detection_rate(real[140:]) <= 0.1  # an "other generator" whose spectrum is the real one's
+    with pytest.raises(ValueError, match="classifier"):
+        SpectralDetector(classifier="svm")
