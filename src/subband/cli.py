@@ -257,6 +257,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from . import compress
     from .models import save_model
 
+    if args.method == "fuse" and args.out:
+        raise ValueError("a fused model is not a create_model architecture: write it with --onnx instead of --out")
     torch.set_num_threads(args.threads)
     model = _load(args.model).eval()
     scale = getattr(model, "upscale", None)
@@ -264,9 +266,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     x = default_input(model, 1) if data is None else data[0][0][None]
     out: dict = {"model": args.model, "method": args.method, "dense": _cost(model, x, data)}
     if args.method == "fuse":
-        deployed = compress.fuse(model)
-        if args.out:
-            raise ValueError("a fused model is not a create_model architecture: write it with --onnx instead of --out")
+        deployed, reference = compress.fuse(model), model
     else:
         if args.method == "lpvit":
             spec = args.calib_data or args.data
@@ -285,18 +285,19 @@ def cmd_compress(args: argparse.Namespace) -> int:
             dense_zeros = compress.finalize(pruned, shrink=False)  # loads into the unpruned architecture
             extra = {"compress": {"method": args.method, "flops": args.flops, "from": args.model}}
             out["checkpoint"] = str(save_model(dense_zeros, args.out, extra=extra))
-        deployed = compress.finalize(pruned)
-    with torch.no_grad():
-        out["max_abs_diff_vs_masked" if args.method != "fuse" else "max_abs_diff_vs_dense"] = float(
-            (deployed(x) - (model if args.method == "fuse" else pruned)(x)).abs().max()
-        )
+        deployed, reference = compress.finalize(pruned), pruned
+    with torch.no_grad():  # the deployed model against the one it was made from (for pruning: the masked one)
+        out["max_abs_diff"] = float((deployed(x) - reference(x)).abs().max())
     out["deployed"] = _cost(deployed, x, data)
     if args.rounds > 0:
         ms = _alternating_ms({"dense": model, "deployed": deployed}, x, args.rounds, args.min_time)
         out["latency_ms_batch1"] = {k: round(v, 4) for k, v in ms.items()}
         out["latency_ratio"] = round(ms["deployed"] / ms["dense"], 4)
     if args.onnx:
-        out["onnx"] = str(compress.export_onnx(deployed, args.onnx, example=x))
+        try:
+            out["onnx"] = str(compress.export_onnx(deployed, args.onnx, example=x))
+        except compress.OnnxExportError as e:
+            raise ValueError(str(e)) from None
     print(json.dumps(out, indent=None if args.compact else 2))
     return 0
 
