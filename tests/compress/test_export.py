@@ -45,6 +45,18 @@ def test_export_every_model(name, tmp_path):
         pytest.xfail(str(e))
 
 
+def test_shifted_window_attention_exports(tmp_path):
+    """Swin's region mask (a boolean identity once came out as an EyeLike node onnxruntime cannot run)."""
+    from subband.layers import WindowAttention
+
+    torch.manual_seed(0)
+    layer = WindowAttention(16, 2, window_size=4, shift=2).eval()
+    x = torch.randn(2, 6, 10, 16)  # padded to whole windows inside
+    path = export_onnx(layer, tmp_path / "window.onnx", example=x)  # checked against onnxruntime
+    with torch.no_grad():
+        torch.testing.assert_close(_run(path, x), layer(x), rtol=1e-4, atol=1e-4)
+
+
 class _Unexportable(nn.Module):
     def forward(self, x):
         return torch.linalg.eigvals(x @ x.transpose(-1, -2)).real  # no ONNX operator for eigvals

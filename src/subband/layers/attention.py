@@ -290,7 +290,10 @@ class WindowAttention(nn.Module):
             valid = valid.roll((-s, -s), (0, 1))
         r = window_partition(region[None, :, :, None], self.window_size)[..., 0]  # (nW, N)
         keep = window_partition(valid[None, :, :, None].float(), self.window_size)[..., 0] > 0
-        eye = torch.eye(r.shape[1], dtype=torch.bool, device=device)  # a padded query keeps itself: no empty row
+        idx = torch.arange(r.shape[1], device=device)
+        eye = (
+            idx[:, None] == idx[None, :]
+        )  # a padded query keeps itself: no empty row (not torch.eye: ONNX EyeLike has no bool kernel in onnxruntime)
         return (r[:, :, None] == r[:, None, :]) & keep[:, None, :] | eye  # (nW, N, N)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
