@@ -73,6 +73,7 @@ def launched() -> Iterator[None]:
     dist.init_process_group(backend, init_method="env://", rank=int(env["RANK"]), world_size=size)
     try:
         yield
+        dist.barrier()  # leave together: a gloo process whose peer tears down first can abort at exit
     finally:
         dist.destroy_process_group()
 
