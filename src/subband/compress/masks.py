@@ -25,8 +25,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -102,30 +103,40 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def layer_positions(model: nn.Module, x: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, int]:
-    """For each ``nn.Linear`` / ``nn.Conv2d`` (or those in ``names``) that runs on ``x``: how many
-    times its weight is applied (tokens times batch, output pixels times batch), so that its MACs
-    are ``positions * weight.numel()``."""
+@contextlib.contextmanager
+def _positions_in_eval(model: nn.Module, names: Iterable[str] | None = None) -> Iterator[dict[str, int]]:
+    """Inside: ``model`` in eval mode, and a dict that every forward fills with how many times each
+    ``nn.Linear`` / ``nn.Conv2d`` (or those in ``names``) applies its weight. Hooks and mode are
+    restored on exit."""
     wanted = None if names is None else set(names)
     counts: dict[str, int] = {}
     hooks = []
+
     for name, m in model.named_modules():
         if isinstance(m, PRUNABLE) and (wanted is None or name in wanted):
 
             def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
                 per = out.shape[-1] if isinstance(mod, nn.Linear) else out.shape[1]
-                counts[name] = counts.get(name, 0) + out.numel() // max(per, 1)
+                counts[name] = counts.get(name, 0) + out.numel() // max(per, 1)  # tokens or pixels, times batch
 
             hooks.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            model(x)
+        yield counts
     finally:
         model.train(was_training)
         for h in hooks:
             h.remove()
+
+
+@torch.no_grad()
+def layer_positions(model: nn.Module, x: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, int]:
+    """For each ``nn.Linear`` / ``nn.Conv2d`` (or those in ``names``) that runs on ``x``: how many
+    times its weight is applied (tokens times batch, output pixels times batch), so that its MACs
+    are ``positions * weight.numel()``."""
+    with _positions_in_eval(model, names) as counts:
+        model(x)
     return counts
 
 
@@ -134,28 +145,12 @@ def sparse_macs(model: nn.Module, x: torch.Tensor) -> float:
     """Multiply-accumulates of one forward pass on ``x``, in billions, as
     :func:`~subband.models._profile.count_gmacs` counts them minus the products with a zero weight
     of every ``nn.Linear`` / ``nn.Conv2d`` (the FLOPs a block- or unstructured-sparse kernel runs)."""
-    zeros: dict[str, int] = {}
-    positions: dict[str, int] = {}
-    hooks = []
-    for name, m in model.named_modules():
-        if isinstance(m, PRUNABLE):
-
-            def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
-                per = out.shape[-1] if isinstance(mod, nn.Linear) else out.shape[1]
-                positions[name] = positions.get(name, 0) + out.numel() // max(per, 1)
-                zeros[name] = mod.weight.numel() - int(torch.count_nonzero(mod.weight))
-
-            hooks.append(m.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    skipped = sum(zeros[n] * positions[n] for n in zeros)
+    with _positions_in_eval(model) as positions, FlopCounterMode(display=False) as counter:
+        model(x)
+    layers = dict(model.named_modules())
+    skipped = sum(
+        (layers[n].weight.numel() - int(torch.count_nonzero(layers[n].weight))) * k for n, k in positions.items()
+    )
     return (counter.get_total_flops() / 2 - skipped) / 1e9
 
 
