@@ -43,6 +43,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..models._profile import default_input
 from .masks import PRUNABLE, apply_masks, layer_positions, sparse_macs
 
 __all__ = ["dimap_scores", "dimap_modules", "dimap_masks", "dimap_prune"]
@@ -140,7 +141,7 @@ def dimap_masks(
 ) -> dict[str, torch.Tensor]:
     """DIMAP keep-masks by layer name, from the weights alone. Give ``amount`` (fraction of every
     module's weights removed) or ``flops`` (fraction of the model's MACs kept, counted on zeros of
-    ``input_size``, by default the model's ``paper.input_size`` or ``(3, 224, 224)``)."""
+    ``input_size``, by default the model's default input size, :func:`~subband.models._profile.default_input`)."""
     if (amount is None) == (flops is None):
         raise ValueError("give exactly one of amount (fraction removed) or flops (fraction of MACs kept)")
     groups = dimap_modules(model, modules)
@@ -155,8 +156,7 @@ def dimap_masks(
     if not 0 < flops <= 1:
         raise ValueError(f"flops must be in (0, 1], got {flops}")
     if input_size is None:
-        paper = getattr(model, "paper", None)
-        input_size = getattr(paper, "input_size", None) or (3, 224, 224)
+        input_size = tuple(default_input(model).shape[1:])
     p = next(model.parameters())
     x = torch.zeros(1, *input_size, dtype=p.dtype, device=p.device)  # shapes only: no data
     total = sparse_macs(model, x) * 1e9
