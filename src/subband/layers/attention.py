@@ -290,10 +290,9 @@ class WindowAttention(nn.Module):
             valid = valid.roll((-s, -s), (0, 1))
         r = window_partition(region[None, :, :, None], self.window_size)[..., 0]  # (nW, N)
         keep = window_partition(valid[None, :, :, None].float(), self.window_size)[..., 0] > 0
+        # a padded query keeps itself, so no row is empty (not torch.eye: onnxruntime has no boolean EyeLike)
         idx = torch.arange(r.shape[1], device=device)
-        eye = (
-            idx[:, None] == idx[None, :]
-        )  # a padded query keeps itself: no empty row (not torch.eye: ONNX EyeLike has no bool kernel in onnxruntime)
+        eye = idx[:, None] == idx[None, :]
         return (r[:, :, None] == r[:, None, :]) & keep[:, None, :] | eye  # (nW, N, N)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

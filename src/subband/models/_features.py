@@ -208,9 +208,7 @@ def reset_linear_trunc_normal(model: nn.Module, std: float = 0.02) -> None:
             m.reset_parameters()
     for m in model.modules():
         if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            trunc_normal_init(m, std)
 
 
 def rename_keys(state: dict[str, torch.Tensor], rules: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
