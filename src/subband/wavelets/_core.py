@@ -61,17 +61,61 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
     return F.pad(x, (p, p) * (x.ndim - 2)) if p else x
 
 
+# ----- the 2-D path: two one-axis convolutions on phase-split, channels-last views
+#
+# Two small convolutions (4F multiply-adds per sample and band pair, against F*F for the 2-D kernel)
+# whose phase splits and interleaves are free views of channels-last memory, with the zero padding
+# of the `zero` mode inside the convolutions. Used in 2-D for filters longer than two (and even
+# sizes in the analysis).
+
+
+def _split_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analysis weights: rows ``(bh, row phase, L, 1)``, then columns ``((bh, bw), (col phase, bh), 1, L)``."""
+    L = filters.shape[1] // 2
+    h = filters.view(2, L, 2).permute(0, 2, 1)  # (band, phase, k) = filters[band, 2k + phase]
+    eye = torch.eye(2, dtype=h.dtype, device=h.device)
+    cols = torch.einsum("ac,bpk->abpck", eye, h).reshape(4, 4, 1, L)  # block-diagonal in bh
+    return h.unsqueeze(3), cols
+
+
+def _merge_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthesis weights: rows ``((row phase, bw), (bh, bw), L, 1)``, columns ``((row phase, col phase),
+    (row phase, bw), 1, L)``; both block-diagonal in the axis they do not touch."""
+    L = filters.shape[1] // 2
+    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (phase, band, k) = filters[band, 2(L-1-k) + phase]
+    eye = torch.eye(2, dtype=h.dtype, device=h.device)
+    rows = torch.einsum("pbk,wv->pwbvk", h, eye).reshape(4, 4, L, 1)
+    cols = torch.einsum("ac,pbk->apcbk", eye, h).reshape(4, 4, 1, L)
+    return rows, cols
+
+
+def _down2(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> channels-last ``(B, 4, m, n)``."""
+    rows, cols = _split_kernels(filters)
+    B, H, W = x.shape
+    # (B, H, W) -> (B, 2 row phases, H/2, W), channels-last: the one copy of the forward
+    z = x.view(B, H // 2, 2, W).permute(0, 2, 1, 3).contiguous(memory_format=torch.channels_last)
+    r = F.conv2d(z, rows, padding=(p, 0))  # (B, bh, m, W); memory (B, m, W, bh)
+    m = r.shape[2]
+    # memory (B, m, W/2, col phase, bh) is channels-last (B, 4, m, W/2) with channel (col phase, bh)
+    q = r.permute(0, 2, 3, 1).reshape(B, m, W // 2, 4).permute(0, 3, 1, 2)
+    return F.conv2d(q, cols, padding=(0, p))  # (B, (bh, bw), m, n), channels-last
+
+
+def _up2(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+    """Channels-last bands ``c (B, 4, m, n)`` zero-padded by ``p`` -> ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
+    rows, cols = _merge_kernels(filters)
+    c = c.contiguous(memory_format=torch.channels_last)
+    r = F.conv2d(c, rows, padding=(p, 0))  # (B, (row phase, bw), m', n)
+    y = F.conv2d(r, cols, padding=(0, p))  # (B, (row phase, col phase), m', n')
+    B, _, m, n = y.shape
+    # memory (B, m', n', row phase, col phase) -> (B, m', row phase, n', col phase): the one copy
+    return y.permute(0, 2, 3, 1).reshape(B, m, n, 2, 2).transpose(2, 3).reshape(B, 2 * m, 2 * n)
+
+
 def _down_raw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    k, flen = x.ndim - 1, w.shape[-1]
-    if k == 2 and flen > 2 and x.shape[1] % 2 == 0:
-        # oneDNN is ~25% faster with the two row phases as channels, channels-last, than with
-        # one channel and a stride-2 kernel: (B, Hp, Wp) -> (B, 2, Hp/2, Wp), kernel (L, F)
-        B, Hp, Wp = x.shape
-        z = x.view(B, Hp // 2, 2, Wp).permute(0, 2, 1, 3).contiguous(memory_format=torch.channels_last)
-        w2 = w.view(w.shape[0], flen // 2, 2, flen).permute(0, 2, 1, 3)  # (bands, row phase, L, F)
-        return F.conv2d(z, w2, stride=(1, 2)).contiguous()
-    # (B, *Np) -> (B, 1, *Np) -> (B, 2**k, *n)
-    return CONV[k](x.unsqueeze(1), w, stride=2)
+    """The general path: ``(B, *Np)`` -> ``(B, 2**k, *n)``, one stride-2 convolution."""
+    return CONV[x.ndim - 1](x.unsqueeze(1), w, stride=2)
 
 
 def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -86,39 +130,53 @@ def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return y.permute(perm).reshape((B,) + tuple(2 * mi for mi in m))
 
 
+def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+    if x.ndim == 3 and filters.shape[1] > 2 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+        return _down2(x, filters, p)
+    return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
+
+
+def _up_any(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+    if c.ndim == 4 and filters.shape[1] > 2:
+        return _up2(c, filters, p)
+    return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
+
+
 class _Down(torch.autograd.Function):
-    """Stride-2 analysis convolution whose backward is the fast polyphase form of its adjoint
-    (PyTorch's own conv backward goes through a transposed convolution, several times slower)."""
+    """Stride-2 analysis convolution (input zero-padded by ``2p`` per side) whose backward is the
+    polyphase synthesis with padding ``L-1-p``: its exact adjoint (PyTorch's own conv backward
+    goes through a transposed convolution, several times slower)."""
 
     @staticmethod
-    def forward(ctx, x, w, w_adj):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(w, w_adj)
-        ctx.size = x.shape[1:]
-        return _down_raw(x, w)
+    def forward(ctx, x, filters, p):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(filters)
+        ctx.size, ctx.p = x.shape[1:], p
+        return _down_any(x, filters, p)
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
-        w, w_adj = ctx.saved_tensors
-        # adjoint: full transposed convolution = polyphase synthesis of g padded by L-1 zeros
-        gx = _Up.apply(_zero_pad(g, w_adj.shape[-1] - 1), w_adj, w)
-        extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd padded sizes: last sample unused
+        (filters,) = ctx.saved_tensors
+        gx = _Up.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p)
+        extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
         if any(extra):
             gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
         return gx, None, None
 
 
 class _Up(torch.autograd.Function):
-    """Polyphase synthesis whose backward is a stride-2 convolution (its adjoint)."""
+    """Polyphase synthesis (bands zero-padded by ``p``) whose backward is the stride-2 convolution
+    with padding ``L-1-p``, its adjoint."""
 
     @staticmethod
-    def forward(ctx, c, w, w_adj):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(w, w_adj)
-        return _up_raw(c, w)
+    def forward(ctx, c, filters, p):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(filters)
+        ctx.p = p
+        return _up_any(c, filters, p)
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
-        w, w_adj = ctx.saved_tensors
-        return _Down.apply(_zero_pad(g.unsqueeze(1), w_adj.shape[-1] - 2).squeeze(1), w_adj, w), None, None
+        (filters,) = ctx.saved_tensors
+        return _Down.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p), None, None
 
 
 def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -149,14 +207,15 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def down(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """``x (B, *Np)`` correlated with the outer products of ``filters (2, F)``, stride 2: ``(B, 2**k, *n)``."""
+def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0) -> torch.Tensor:
+    """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
+    outer products of ``filters (2, F)``, stride 2: ``(B, 2**k, *n)`` (channels-last in 2-D)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
-        return _down_stencil(x, filters)
+        return _down_stencil(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), filters)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
-        return _down_raw(x, down_kernel(filters, k))
-    return _Down.apply(x, down_kernel(filters, k), up_kernel(filters, k))
+        return _down_raw(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), down_kernel(filters, k))
+    return _Down.apply(x, filters, pad)
 
 
 def up(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -167,7 +226,7 @@ def up(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
         return _up_stencil(c, filters)
     if filters.requires_grad:
         return _up_raw(c, up_kernel(filters, k))
-    return _Up.apply(c, up_kernel(filters, k), down_kernel(filters, k))
+    return _Up.apply(c, filters, 0)
 
 
 def out_len(n: int, flen: int, mode: str) -> int:
@@ -179,6 +238,9 @@ def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
     """``x (B, *N)`` with ``k = x.ndim - 1`` axes -> band-stacked ``(B, 2**k, *n)``."""
     k = x.ndim - 1
     flen = w.dec_len
+    if mode == "zero":  # the F-2 zeros on each side are padded inside the convolution
+        odd = [v for n in reversed(x.shape[1:]) for v in (0, n % 2)]
+        return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1)
     for d in range(1, k + 1):
         n = x.shape[d]
         if mode == "periodization":

@@ -82,9 +82,15 @@ def pad_axis(x: torch.Tensor, left: int, right: int, mode: str, dim: int = -1) -
     if left == 0 and right == 0:
         return x
     dim = dim % x.ndim
-    n = x.shape[dim]
-    if n == 0:
+    if x.shape[dim] == 0:
         raise ValueError("cannot extend an empty axis")
+    if torch.compiler.is_compiling():  # traced as the plain gather and concatenation
+        return _extend(x, left, right, mode, dim)
+    return _Extend.apply(x, left, right, mode, dim)
+
+
+def _extend(x: torch.Tensor, left: int, right: int, mode: str, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
     # the body is copied as is; only the two extensions are gathered (a gather along the last,
     # contiguous axis is far slower than the block copies of torch.cat)
     parts = [_extension(x, n, left, right, mode, dim, 0, left)] if left else []
@@ -92,6 +98,56 @@ def pad_axis(x: torch.Tensor, left: int, right: int, mode: str, dim: int = -1) -
     if right:
         parts.append(_extension(x, n, left, right, mode, dim, left + n, left + n + right))
     return torch.cat(parts, dim)
+
+
+def _fold(g: torch.Tensor, n: int, left: int, right: int, mode: str, dim: int) -> torch.Tensor:
+    """The adjoint of :func:`_extend`: the body of ``g`` plus the extensions added back where they
+    were read from, in one new tensor (autograd's own backward of the gathers and the concatenation
+    allocates a full-size tensor for each part). Runs without autograd (inside :class:`_Fold`)."""
+    gx = g.narrow(dim, left, n).clone()
+    if mode == "zero":
+        return gx
+    idx, sign, w0, w1 = _plan(n, left, right, mode)
+    view = [1] * g.ndim
+    view[dim] = -1
+
+    def vec(v: list[float], start: int, stop: int) -> torch.Tensor:
+        return torch.tensor(v[start:stop], dtype=g.dtype, device=g.device).view(view)
+
+    for start, stop in ((0, left), (left + n, left + n + right)):
+        if stop == start:
+            continue
+        ge = g.narrow(dim, start, stop - start)
+        signed = ge if sign is None else ge * vec(sign, start, stop)
+        gx.index_add_(dim, torch.tensor(idx[start:stop], device=g.device), signed)
+        if w0 is not None and w1 is not None:  # the edge samples' linear terms
+            gx.narrow(dim, 0, 1).add_((ge * vec(w0, start, stop)).sum(dim, keepdim=True))
+            gx.narrow(dim, n - 1, 1).add_((ge * vec(w1, start, stop)).sum(dim, keepdim=True))
+    return gx
+
+
+class _Extend(torch.autograd.Function):
+    """:func:`_extend` with :func:`_fold`, its adjoint, as the backward (itself differentiable)."""
+
+    @staticmethod
+    def forward(ctx, x, left, right, mode, dim):  # type: ignore[no-untyped-def, override]
+        ctx.args = (x.shape[dim], left, right, mode, dim)
+        return _extend(x, left, right, mode, dim)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        return _Fold.apply(g, *ctx.args), None, None, None, None
+
+
+class _Fold(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, g, n, left, right, mode, dim):  # type: ignore[no-untyped-def, override]
+        ctx.args = (left, right, mode, dim)
+        return _fold(g, n, left, right, mode, dim)
+
+    @staticmethod
+    def backward(ctx, gg):  # type: ignore[no-untyped-def, override]
+        return _Extend.apply(gg, *ctx.args), None, None, None, None, None
 
 
 def _extension(
