@@ -54,13 +54,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils import benchmark as tb
 
 import subband
 from subband.compress import dimap_prune, finalize, get_masks, lpvit_prune, sparse_macs
 from subband.data import mnist
 from subband.data.classification import TensorImages
-from subband.models._profile import count_gmacs, count_params
+from subband.models._profile import alternating_ms, count_gmacs, count_params
 from subband.models.swin import SwinTransformer
 from subband.train import evaluate
 
@@ -99,25 +98,6 @@ def train(model: nn.Module, data: TensorImages, epochs: float, lr: float, batch:
     return time.perf_counter() - t0
 
 
-def latency(
-    models: dict[str, nn.Module], x: torch.Tensor, rounds: int, min_time: float, threads: int
-) -> dict[str, float]:
-    """Median ms per forward for each model on ``threads`` threads, timed in alternating order over ``rounds``."""
-    times: dict[str, list[float]] = {k: [] for k in models}
-    keys = list(models)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    for r in range(rounds):
-        for k in keys if r % 2 == 0 else keys[::-1]:
-            m = models[k].eval()
-            with torch.no_grad():
-                m(x)
-                timer = tb.Timer("m(x)", globals={"m": m, "x": x}, num_threads=torch.get_num_threads())
-                times[k].append(timer.blocked_autorange(min_run_time=min_time).median * 1e3)
-    torch.set_num_threads(before)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def report(label: str, dense: nn.Module, pruned: nn.Module, test: TensorImages, x1: torch.Tensor, args) -> dict:
     masked_macs = sparse_macs(pruned.eval(), x1)
     final = finalize(pruned)
@@ -136,7 +116,9 @@ def report(label: str, dense: nn.Module, pruned: nn.Module, test: TensorImages, 
     )
     for b in (1, 16):
         xb = test.images[:b]
-        ms = latency({"dense": dense, "pruned": final}, xb, args.rounds, args.min_time, args.timing_threads)
+        ms = alternating_ms(
+            {"dense": dense, "pruned": final}, xb, args.rounds, args.min_time * args.rounds, args.timing_threads
+        )
         row[f"ms_dense_b{b}"], row[f"ms_pruned_b{b}"] = ms["dense"], ms["pruned"]
         row[f"ratio_b{b}"] = ms["pruned"] / ms["dense"]
     return row

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 
 from .data import from_spec
 from .models import create_model, list_models, load_model, model_info
-from .models._profile import count_gmacs, count_params, default_input, measure_speed, peak_memory
+from .models._profile import alternating_ms, count_gmacs, count_params, default_input, peak_memory
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -60,14 +59,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     models = {name: create_model(name).eval() for name in dict.fromkeys(args.models + args.compare)}
     inputs = {name: (default_input(m, 1), default_input(m, args.batch)) for name, m in models.items()}
-    # the models take turns over the rounds, so a busy spell on a shared machine hits them alike
-    one: dict[str, list[float]] = {n: [] for n in models}
-    many: dict[str, list[float]] = {n: [] for n in models}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            x1, xb = inputs[name]
-            one[name].append(measure_speed(model, x1, args.min_time / args.rounds)["ms"])
-            many[name].append(measure_speed(model, xb, args.min_time / args.rounds)["images_per_s"])
+    one = alternating_ms(models, {n: i[0] for n, i in inputs.items()}, args.rounds, args.min_time)
+    many = alternating_ms(models, {n: i[1] for n, i in inputs.items()}, args.rounds, args.min_time)
     rows = []
     for name, model in models.items():
         x1 = inputs[name][0]
@@ -79,9 +72,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 params=count_params(model),
                 gmacs=round(count_gmacs(model, x1), 4),
                 input=list(x1.shape[1:]),
-                latency_ms=round(statistics.median(one[name]), 3),
+                latency_ms=round(one[name], 3),
                 batch=args.batch,
-                images_per_s=round(statistics.median(many[name]), 2),
+                images_per_s=round(args.batch * 1e3 / many[name], 2),
                 peak_mb_batch1=round(peak / 2**20, 2),
                 threads=args.threads,
                 rounds=args.rounds,
@@ -232,16 +225,6 @@ def _interpret(args: argparse.Namespace, model, out: dict, it) -> None:
         out.update(it.evaluate_patch_robustness(model, x, y, args.patch_size))
 
 
-def _alternating_ms(models: dict, x: torch.Tensor, rounds: int, min_time: float) -> dict[str, float]:
-    """Median batch-1 forward time of each model, the models taking turns over ``rounds``."""
-    times: dict[str, list[float]] = {k: [] for k in models}
-    with torch.no_grad():
-        for _ in range(rounds):
-            for k, m in models.items():
-                times[k].append(measure_speed(m, x, min_time / rounds)["ms"])
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def _cost(model, x: torch.Tensor, data) -> dict:
     from .compress import sparse_macs
     from .train import evaluate
@@ -290,7 +273,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         out["max_abs_diff"] = float((deployed(x) - reference(x)).abs().max())
     out["deployed"] = _cost(deployed, x, data)
     if args.rounds > 0:
-        ms = _alternating_ms({"dense": model, "deployed": deployed}, x, args.rounds, args.min_time)
+        ms = alternating_ms({"dense": model, "deployed": deployed}, x, args.rounds, args.min_time)
         out["latency_ms_batch1"] = {k: round(v, 4) for k, v in ms.items()}
         out["latency_ratio"] = round(ms["deployed"] / ms["dense"], 4)
     if args.onnx:

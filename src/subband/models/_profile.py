@@ -3,6 +3,7 @@ throughput and peak memory."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-__all__ = ["count_params", "count_gmacs", "default_input", "measure_speed", "peak_memory"]
+__all__ = ["alternating_ms", "count_params", "count_gmacs", "default_input", "measure_speed", "peak_memory"]
 
 
 def count_params(model: nn.Module) -> int:
@@ -75,6 +76,31 @@ def measure_speed(model: nn.Module, x: torch.Tensor, min_time: float = 1.0, warm
     times.sort()
     median = times[len(times) // 2]
     return {"ms": median * 1e3, "images_per_s": x.shape[0] / median, "runs": float(len(times))}
+
+
+@torch.no_grad()
+def alternating_ms(
+    models: dict[str, nn.Module],
+    x: torch.Tensor | dict[str, torch.Tensor],
+    rounds: int = 3,
+    min_time: float = 1.0,
+    threads: int | None = None,
+) -> dict[str, float]:
+    """Median forward time (ms) of each model on ``x`` (one tensor, or one per model), the models
+    taking turns over ``rounds`` so that a busy spell of a shared machine hits them alike;
+    ``min_time`` seconds per model in all, on ``threads`` threads if given."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        times: dict[str, list[float]] = {k: [] for k in models}
+        for _ in range(rounds):
+            for k, m in models.items():
+                xk = x[k] if isinstance(x, dict) else x
+                times[k].append(measure_speed(m, xk, min_time / rounds)["ms"])
+        return {k: statistics.median(v) for k, v in times.items()}
+    finally:
+        torch.set_num_threads(before)
 
 
 def peak_memory(fn: Callable[[], object]) -> int:
