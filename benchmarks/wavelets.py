@@ -1,6 +1,6 @@
 """2-D DWT side by side: subband, PyWavelets, ptwt and pytorch_wavelets in one process.
 
-    python benchmarks/wavelets.py [--threads 2] [--shape 16 3 256 256] [--out bench-results/wavelets.jsonl]
+    python benchmarks/wavelets.py [--threads 2] [--shape 16 3 256 256] [--keep-freed-memory] [--out bench-results/wavelets.jsonl]
 
 Cases: haar and db4, level 1 and 3, modes zero, symmetric and periodization. Operations: forward
 (wavedec2), inverse (waverec2), forward+inverse, and forward+backward for the differentiable
@@ -24,9 +24,9 @@ import torch
 import subband.wavelets as sw
 
 try:
-    from _common import environment, peak_bytes, timeit, write_rows
+    from _common import environment, keep_freed_memory, peak_bytes, timeit, write_rows
 except ImportError:  # run as a module
-    from benchmarks._common import environment, peak_bytes, timeit, write_rows
+    from benchmarks._common import environment, keep_freed_memory, peak_bytes, timeit, write_rows
 
 
 def _peers():
@@ -105,14 +105,16 @@ def make_ops(lib: str, wavelet: str, level: int, mode: str, x: torch.Tensor, pee
     }
 
 
-def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
+def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep_freed):
     torch.set_num_threads(threads)
+    if keep_freed and not keep_freed_memory():
+        raise SystemExit("--keep-freed-memory needs glibc (Linux)")
     torch.manual_seed(0)
     peers = _peers()
     libs = ["subband", "subband+compile", "pywt", *peers]
     torch._dynamo.config.cache_size_limit = 64  # one compiled graph per case and operation
     x = torch.randn(*shape)
-    env = environment()
+    env = dict(environment(), malloc="keep freed" if keep_freed else "system")
     versions = {
         "subband": _version("subband"),
         "subband+compile": _version("subband"),
@@ -124,7 +126,9 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds):
     rows = [
         dict(case="two copies", op="copy", lib="torch", median_ms=floor_ms, iqr_ms=floor_iqr, shape=list(shape), **env)
     ]
-    print(f"input {tuple(shape)} float32, {threads} threads; two plain copies: {floor_ms:.2f} ms")
+    print(
+        f"input {tuple(shape)} float32, {threads} threads, {env['malloc']} malloc; two plain copies: {floor_ms:.2f} ms"
+    )
     results = {}
     for wavelet in wavelets:
         for level in levels:
@@ -211,8 +215,13 @@ def main():
     p.add_argument("--levels", type=int, nargs="+", default=[1, 3])
     p.add_argument("--modes", nargs="+", default=["zero", "symmetric", "periodization"])
     p.add_argument("--out", default="bench-results/wavelets.jsonl")
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc: keep freed blocks in the heap, so no call pays page faults (times the computation alone)",
+    )
     a = p.parse_args()
-    run(a.shape, a.threads, a.min_run_time, a.out, a.wavelets, a.levels, a.modes, a.rounds)
+    run(a.shape, a.threads, a.min_run_time, a.out, a.wavelets, a.levels, a.modes, a.rounds, a.keep_freed_memory)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The engine: separable analysis and synthesis over k axes at once.
 
-Both directions are one convolution over the transformed axes (moved last, batch flattened):
+Both directions are convolutions over the transformed axes (moved last, batch flattened):
 
 - analysis: extend each axis (boundary mode), then ``conv{k}d`` with the ``2**k`` outer products
   of the two decomposition filters and stride 2. Output is band-stacked, ``(B, 2**k, *n)``; band
@@ -8,6 +8,7 @@ Both directions are one convolution over the transformed axes (moved last, batch
   for 2-D: 0=aa, 1=ad, 2=da, 3=dd, PyWavelets' key order).
 - synthesis (polyphase): a stride-1 ``conv{k}d`` from the ``2**k`` bands to the ``2**k`` output
   phases with kernels of length ``F/2``, then the phases are interleaved.
+- in 2-D (filters longer than Haar's) both are done one axis at a time (`_down2`, `_up2`).
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
@@ -63,10 +64,11 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
 
 # ----- the 2-D path: two one-axis convolutions on phase-split, channels-last views
 #
-# Two small convolutions (4F multiply-adds per sample and band pair, against F*F for the 2-D kernel)
-# whose phase splits and interleaves are free views of channels-last memory, with the zero padding
-# of the `zero` mode inside the convolutions. Used in 2-D for filters longer than two (and even
-# sizes in the analysis).
+# A row convolution then a column convolution (about 2F multiply-adds per coefficient instead of the
+# F*F of the outer-product kernel), arranged so that the column phase split of the analysis and the
+# column interleave of the synthesis are views of channels-last memory, and with the zero padding
+# of `zero` mode inside the convolutions. Used in 2-D for filters longer than two (the analysis
+# also needs even sizes, which the boundary extension always gives).
 
 
 def _split_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
