@@ -132,15 +132,49 @@ def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return y.permute(perm).reshape((B,) + tuple(2 * mi for mi in m))
 
 
+def _down2_pairs(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Two-tap filters (Haar) in 2-D: ``(B, H, W)``, H and W even -> ``(B, 4, H/2, W/2)`` as sums of
+    sample pairs (oneDNN's one-channel 2x2 stride-2 convolution ran at 5 or at 20 ms per call on the
+    benchmark batch, depending on the process; these multiply-adds take 5)."""
+    B, H, W = x.shape
+    v = x.view(B, H // 2, 2, W // 2, 2)  # (B, m, row tap, n, col tap)
+    out = x.new_empty(B, 4, H // 2, W // 2)
+    for bh in range(2):
+        rows = torch.mul(v[:, :, 0], filters[bh, 0]).addcmul_(v[:, :, 1], filters[bh, 1])  # (B, m, n, col tap)
+        for bw in range(2):
+            band = out[:, 2 * bh + bw]
+            torch.mul(rows[..., 0], filters[bw, 0], out=band).addcmul_(rows[..., 1], filters[bw, 1])
+    return out
+
+
 def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
-    if x.ndim == 3 and filters.shape[1] > 2 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
-        return _down2(x, filters, p)
+    if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+        if filters.shape[1] > 2:
+            return _down2(x, filters, p)
+        if p == 0:
+            return _down2_pairs(x, filters)
     return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
+
+
+def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_down2_pairs` (the transposed convolution with two-tap filters):
+    ``(B, 4, m, n)`` -> ``(B, 2m, 2n)``, each output 2x2 block a combination of the four bands."""
+    B, _, m, n = c.shape
+    out = c.new_empty(B, m, 2, n, 2)  # (B, m, row phase, n, col phase)
+    cols = c.new_empty(2, B, m, n, 2)  # along the columns first: (row band, B, m, n, col phase)
+    for bh in range(2):
+        for q in range(2):
+            torch.mul(c[:, 2 * bh], filters[0, q], out=cols[bh, ..., q]).addcmul_(c[:, 2 * bh + 1], filters[1, q])
+    for ph in range(2):
+        torch.mul(cols[0], filters[0, ph], out=out[:, :, ph]).addcmul_(cols[1], filters[1, ph])
+    return out.view(B, 2 * m, 2 * n)
 
 
 def _up_any(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     if c.ndim == 4 and filters.shape[1] > 2:
         return _up2(c, filters, p)
+    if c.ndim == 4 and p == 0:
+        return _up2_pairs(c, filters)
     return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
 
 
