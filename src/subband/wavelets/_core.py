@@ -157,8 +157,9 @@ def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`_down2_pairs` (the transposed convolution with two-tap filters):
-    ``(B, 4, m, n)`` -> ``(B, 2m, 2n)``, each output 2x2 block a combination of the four bands."""
+    """The transposed stride-2 convolution with two-tap filters (the adjoint of :func:`_down2_pairs`;
+    its inverse with the synthesis filters): ``(B, 4, m, n)`` -> ``(B, 2m, 2n)``, each output 2x2
+    block a combination of the four bands."""
     B, _, m, n = c.shape
     out = c.new_empty(B, m, 2, n, 2)  # (B, m, row phase, n, col phase)
     cols = c.new_empty(2, B, m, n, 2)  # along the columns first: (row band, B, m, n, col phase)
@@ -217,7 +218,7 @@ class _Up(torch.autograd.Function):
 
 def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """:func:`down` as strided slices and multiply-adds, one axis after the other: slow eagerly, but
-    ``torch.compile`` fuses it into loops that beat the convolution 2-4x on CPU."""
+    ``torch.compile`` fuses it into loops that run 1-2x faster than the eager convolutions on CPU."""
     k, flen = x.ndim - 1, filters.shape[1]
     y = x.unsqueeze(1)  # (B, bands so far, *Np)
     for d in range(2, k + 2):
