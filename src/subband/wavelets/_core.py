@@ -151,7 +151,7 @@ def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         if filters.shape[1] > 2:
             return _down2(x, filters, p)
-        if p == 0:
+        if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
             return _down2_pairs(x, filters)
     return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
 
@@ -174,7 +174,7 @@ def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def _up_any(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     if c.ndim == 4 and filters.shape[1] > 2:
         return _up2(c, filters, p)
-    if c.ndim == 4 and p == 0:
+    if c.ndim == 4 and p == 0 and not torch.jit.is_tracing():
         return _up2_pairs(c, filters)
     return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
 
