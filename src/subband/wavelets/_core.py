@@ -135,7 +135,7 @@ def _up_raw(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def _down2_pairs(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """Two-tap filters (Haar) in 2-D: ``(B, H, W)``, H and W even -> ``(B, 4, H/2, W/2)`` as sums of
     sample pairs (oneDNN's one-channel 2x2 stride-2 convolution ran at 5 or at 20 ms per call on the
-    benchmark batch, depending on the process; these multiply-adds take 5)."""
+    benchmark batch, depending on the process; these multiply-adds take 3-5)."""
     B, H, W = x.shape
     v = x.view(B, H // 2, 2, W // 2, 2)  # (B, m, row tap, n, col tap)
     out = x.new_empty(B, 4, H // 2, W // 2)
@@ -303,6 +303,14 @@ def synthesis(c: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
         start = 2 * (L // 2) - L + 1
         y = y[(slice(None),) + tuple(slice(start, start + 2 * ni) for ni in n)]
     return y
+
+
+def stack_bands(bands: list[torch.Tensor], flen: int) -> torch.Tensor:
+    """``2**k`` bands ``(B, *n)`` -> ``(B, 2**k, *n)`` in the layout :func:`synthesis` convolves:
+    channels-last where the 2-D convolutions take it (:func:`_up2`), saving them a copy."""
+    if len(bands) == 4 and flen > 2:
+        return torch.stack(bands, -1).movedim(-1, 1)
+    return torch.stack(bands, 1)
 
 
 def band_keys(k: int) -> tuple[str, ...]:

@@ -199,9 +199,7 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
         )
     parts = {key: v.to(work).movedim(axes, ends).reshape((-1,) + n) for key, v in given.items()}
     like = next(iter(parts.values()))
-    stacked = [parts[key] if key in parts else torch.zeros_like(like) for key in keys]
-    # 2-D: stacked channels-last, the layout the synthesis convolves (see _core._up2)
-    bands = torch.stack(stacked, -1).movedim(-1, 1) if k == 2 and w.dec_len > 2 else torch.stack(stacked, 1)
+    bands = _core.stack_bands([parts[key] if key in parts else torch.zeros_like(like) for key in keys], w.dec_len)
     x = _synthesize(bands, w, mode)  # (B, *N)
     return x.reshape(lead + tuple(x.shape[1:])).movedim(ends, axes).to(dtype)
 
