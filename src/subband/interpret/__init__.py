@@ -26,7 +26,7 @@ from .robustness import (
     patch_attack,
     set_attention_temperature,
 )
-from .spectrum import SpectralDetector, azimuthal_average, fit_decay, power_spectrum, spectral_features
+from .spectrum import SpectralDetector, azimuthal_average, band_profile, fit_decay, power_spectrum, spectral_features
 
 __all__ = ["LinearScope", "LinearInterpreter", "SUPPORTED_UNITS"]
 __all__ += ["conv_singular_values", "orthogonality_regularizer", "orthogonality_error"]
@@ -34,6 +34,6 @@ __all__ += ["orthogonal_conv_exists", "orthogonal_conv_kernel"]
 __all__ += ["effective_receptive_field", "erf_summary", "save_erf_png"]
 __all__ += ["collect_filters", "layer_filter_statistics", "filter_statistics", "flag_degenerate"]
 __all__ += ["filter_distance", "save_filter_pca_png"]
-__all__ += ["power_spectrum", "azimuthal_average", "fit_decay", "spectral_features", "SpectralDetector"]
+__all__ += ["power_spectrum", "azimuthal_average", "fit_decay", "band_profile", "spectral_features", "SpectralDetector"]
 __all__ += ["CORRUPTIONS", "corrupt_patches", "patch_attack", "evaluate_patch_robustness", "set_attention_temperature"]
 __all__ += ["extract_features", "linear_probe"]

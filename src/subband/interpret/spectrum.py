@@ -9,10 +9,13 @@ arXiv 2103.17195) examines.
   to the highest frequency both axes reach (``min(H, W) // 2`` bins);
 - :func:`fit_decay`: a power law ``P(f) ~ A f^-beta`` fitted by least squares in log-log over the
   highest frequencies (the last quarter of the profile by default), per image: ``(beta, log A)``;
-- :class:`SpectralDetector`: those two numbers per image (on the profile normalised by its mean
-  power), fed to a logistic regression (scikit-learn): the high-frequency-decay detector of Dzanic
-  et al. that the paper shows a last upsampling by nearest neighbour + convolution escapes, while a
-  transposed convolution does not.
+- :func:`band_profile`: the radial profile of the Fourier magnitudes in the outer band, corners
+  included, binned and smoothed as Dzanic et al.'s reference script does;
+- :func:`spectral_features`: the three numbers per image of their detector (the decay exponent of
+  that profile in the spectrum's corners, and the magnitudes where that band starts and ends);
+- :class:`SpectralDetector`: those features, standardised, fed to a logistic regression or the
+  official 5-nearest-neighbour classifier (scikit-learn): the detector the paper shows a last
+  upsampling by nearest neighbour + convolution escapes, while a transposed convolution does not.
 
 Example:
     >>> x = torch.randn(4, 3, 64, 64)
@@ -24,10 +27,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import torch
 
-__all__ = ["power_spectrum", "azimuthal_average", "fit_decay", "spectral_features", "SpectralDetector"]
+__all__ = ["power_spectrum", "azimuthal_average", "fit_decay", "band_profile", "spectral_features", "SpectralDetector"]
 
 
 def power_spectrum(x: torch.Tensor, channel_dim: int | None = -3) -> torch.Tensor:
@@ -72,13 +78,95 @@ def fit_decay(profile: torch.Tensor, start: float = 0.75) -> tuple[torch.Tensor,
     return -slope, intercept
 
 
-def spectral_features(images: torch.Tensor, start: float = 0.75) -> torch.Tensor:
-    """``(N, 2)``: the decay ``beta`` and ``log A`` of each image's azimuthal profile, normalised
-    by its mean over the non-DC bins (so the features do not depend on contrast)."""
-    prof = azimuthal_average(power_spectrum(images))
-    prof = prof / prof[..., 1:].mean(-1, keepdim=True).clamp_min(1e-30)
-    beta, log_a = fit_decay(prof, start)
-    return torch.stack([beta, log_a], -1).float()
+@functools.lru_cache(maxsize=16)
+def _band_operator(h: int, w: int, band: float, bins: int, smooth: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linear map from the ``(H * W,)`` magnitudes of a centred spectrum to the smoothed,
+    binned radial profile of its outer band, and the bins' centre radii: ``(keep, op, centres)``.
+
+    Coefficients with radius ``r > band * r_max`` (``r_max``: the corner, ``sqrt((H/2)^2 + (W/2)^2)``)
+    are averaged in ``bins`` equal bins of radius; an empty bin (small images have few distinct
+    radii) is interpolated linearly from its non-empty neighbours; then a moving average over
+    ``smooth`` bins, the window shrinking to stay centred at both ends."""
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
+    r = torch.sqrt(yy.double() ** 2 + xx.double() ** 2).flatten()
+    keep = r > band * math.hypot(h / 2, w / 2)
+    rk = r[keep]
+    lo, hi = float(rk.min()), float(rk.max())
+    if hi - lo <= 0:
+        raise ValueError(f"a {h}x{w} spectrum has no radial range above band={band}")
+    idx = (torch.ceil((rk - lo) / (hi - lo) * bins).long() - 1).clamp(0, bins - 1)  # on an edge: the lower bin
+    mean = torch.zeros(bins, len(rk), dtype=torch.float64)
+    mean[idx, torch.arange(len(rk))] = 1.0
+    counts = mean.sum(1)
+    full = torch.nonzero(counts).flatten()
+    mean = mean[full] / counts[full, None]  # (nonempty, K): bin means
+    fill = torch.from_numpy(np.stack([np.interp(np.arange(bins), full.numpy(), e) for e in np.eye(len(full))], 1))
+    half = smooth // 2
+    avg = torch.zeros(bins, bins, dtype=torch.float64)
+    for i in range(bins):
+        s = min(half, i, bins - 1 - i)
+        avg[i, i - s : i + s + 1] = 1.0 / (2 * s + 1)
+    centres = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
+    return keep, avg @ fill @ mean, centres
+
+
+def _fit_exponent(y: torch.Tensor, t: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Least-squares ``c`` of ``y ~ y[..., 0] * t^c`` per row of ``y`` (``t[0] = 1``): a grid over
+    [-100, 100] in steps of 0.5, then golden-section search within one step of the best point."""
+    grid = torch.arange(-100.0, 100.5, 0.5, dtype=torch.float64)
+    tg = t.pow(grid[:, None])  # (G, n)
+
+    def err(c: torch.Tensor, yc: torch.Tensor) -> torch.Tensor:  # c (M, 2), yc (M, n) -> (M, 2)
+        return (yc[:, None, :] - yc[:, None, :1] * t.pow(c[..., None])).pow(2).sum(-1)
+
+    out = []
+    for yc in y.split(chunk):
+        best = grid[(yc[:, None, :] - yc[:, :1, None] * tg).pow(2).sum(-1).argmin(-1)]  # (M,)
+        a, b = best - 0.5, best + 0.5
+        g = (math.sqrt(5) - 1) / 2
+        for _ in range(40):
+            c1, c2 = b - g * (b - a), a + g * (b - a)
+            e = err(torch.stack([c1, c2], 1), yc)  # (M, 2)
+            left = e[:, 0] < e[:, 1]
+            a, b = torch.where(left, a, c1), torch.where(left, c2, b)
+        out.append((a + b) / 2)
+    return torch.cat(out)
+
+
+def band_profile(
+    images: torch.Tensor, band: float = 0.5, bins: int = 200, smooth: int = 5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The smoothed radial profile of the Fourier magnitudes beyond ``band * r_max``, as Dzanic et
+    al.'s reference script bins it: ``(radii (bins,), profile (N, bins))``.
+
+    ``r_max`` is the corner radius ``sqrt((H/2)^2 + (W/2)^2)``, so the profile runs past the axes'
+    Nyquist frequency into the spectrum's corners (the highest diagonal frequencies), where a stride-2
+    transposed convolution leaves its checkerboard. Images are ``(N, C, H, W)`` (channels averaged
+    to grey) or ``(N, H, W)``; magnitudes are absolute (compare images on one scale)."""
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, C, H, W) or (N, H, W), got shape {tuple(images.shape)}")
+    if not 0 <= band < 1:
+        raise ValueError(f"band must be in [0, 1), got {band}")
+    x = images.double()
+    x = x.mean(1) if x.ndim == 4 else x  # (N, H, W) grey
+    keep, op, radii = _band_operator(*x.shape[-2:], band, bins, smooth)
+    mag = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs().flatten(-2)[:, keep.to(x.device)]  # (N, K)
+    return radii, mag.cpu() @ op.T  # (N, bins)
+
+
+def spectral_features(
+    images: torch.Tensor, band: float = 0.5, fit_from: float = 0.85, bins: int = 200, smooth: int = 5
+) -> torch.Tensor:
+    """``(N, 3)``: the high-frequency decay features of Dzanic et al. (the reference script the
+    paper's classifiers read): the exponent ``c`` of a power law ``y_i (r / r_i)^c`` fitted by least
+    squares to the :func:`band_profile` at radii ``r >= fit_from * r_max`` (the corners), and the
+    magnitudes ``y_i`` and ``y_f`` where that band starts and ends."""
+    if not band < fit_from < 1:
+        raise ValueError(f"need band < fit_from < 1, got band={band}, fit_from={fit_from}")
+    radii, prof = band_profile(images, band, bins, smooth)
+    first = round(bins * (fit_from - band) / (1 - band))
+    y, t = prof[:, first:], radii[first:] / radii[first]
+    return torch.stack([_fit_exponent(y, t), y[:, 0], y[:, -1]], -1).float()
 
 
 class SpectralDetector:
@@ -90,16 +178,16 @@ class SpectralDetector:
     *other* generators it still flags (:meth:`detection_rate`): the nearest + conv generator escapes.
 
     Args:
-        start: where the fitted high-frequency band starts (fraction of the profile).
         classifier: ``"logistic"`` (logistic regression) or ``"knn"`` (k nearest neighbours, the
             official classifier with ``k = 5``).
         k: neighbours for ``"knn"``.
+        **features: keyword arguments of :func:`spectral_features` (``band``, ``fit_from``, ...).
     """
 
-    def __init__(self, start: float = 0.75, classifier: str = "logistic", k: int = 5) -> None:
+    def __init__(self, classifier: str = "logistic", k: int = 5, **features) -> None:
         if classifier not in ("logistic", "knn"):
             raise ValueError(f"classifier must be 'logistic' or 'knn', got {classifier!r}")
-        self.start, self.classifier, self.k = start, classifier, k
+        self.classifier, self.k, self.features = classifier, k, features
         self.model = None
 
     def fit(self, real: torch.Tensor, generated: torch.Tensor) -> SpectralDetector:
@@ -110,7 +198,7 @@ class SpectralDetector:
             from sklearn.preprocessing import StandardScaler
         except ImportError as e:  # pragma: no cover - optional dependency
             raise ImportError("SpectralDetector needs scikit-learn: pip install 'subband[demo]'") from e
-        x = torch.cat([spectral_features(real, self.start), spectral_features(generated, self.start)]).numpy()
+        x = torch.cat([spectral_features(real, **self.features), spectral_features(generated, **self.features)]).numpy()
         y = np.r_[np.zeros(len(real)), np.ones(len(generated))]
         clf = LogisticRegression() if self.classifier == "logistic" else KNeighborsClassifier(self.k)
         self.model = make_pipeline(StandardScaler(), clf).fit(x, y)
@@ -119,7 +207,7 @@ class SpectralDetector:
     def predict(self, images: torch.Tensor) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("call fit() first")
-        return self.model.predict(spectral_features(images, self.start).numpy())
+        return self.model.predict(spectral_features(images, **self.features).numpy())
 
     def detection_rate(self, images: torch.Tensor) -> float:
         """The fraction of ``images`` called generated."""
