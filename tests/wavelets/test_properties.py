@@ -74,6 +74,24 @@ def test_extension_backward_is_its_adjoint(mode):
     assert torch.autograd.gradgradcheck(lambda t: sw.pad(t, ((0, 0), (6, 7), (0, 0)), mode), (x,))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
+    """The 2-D multiply-adds of two-tap filters (Haar's path) against the stride-2 convolution, and
+    their synthesis against the transposed one, for Haar in both sign conventions and for a pair
+    with no symmetry; synthesis reads channel-first and channels-last bands alike."""
+    from subband.wavelets import _core
+
+    a = 2**-0.5
+    x = torch.randn(3, 8, 10, dtype=dtype)
+    c = torch.randn(3, 4, 4, 5, dtype=dtype)
+    for f in ([[a, a], [-a, a]], [[a, a], [a, -a]], [[0.3, 0.9], [0.5, -0.2]]):
+        f = torch.tensor(f, dtype=dtype)
+        assert_close(_core._down2_pairs(x, f), _core._down_raw(x, _core.down_kernel(f, 2)))
+        want = _core._up_raw(c, _core.up_kernel(f, 2))
+        assert_close(_core._up2_pairs(c, f), want)
+        assert_close(_core._up2_pairs(c.contiguous(memory_format=torch.channels_last), f), want)
+
+
 def test_gradcheck_1d_3d_and_stationary():
     x = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: tuple(sw.wavedec(t, "sym3", mode="reflect", level=1)), (x,))
