@@ -64,6 +64,26 @@ def test_interpret_methods(tmp_path, capsys):
     assert "needs labelled images" in capsys.readouterr().err
 
 
+def test_interpret_features_and_spectrum(tmp_path, capsys):
+    import json
+
+    torch.manual_seed(0)
+    model = subband.create_model("wavemix_lite_144_7", in_chans=1, num_classes=10, dim=16, depth=1)
+    ckpt = save_model(model, tmp_path / "w.safetensors")
+    assert main(["interpret", "features", str(ckpt), "--data", "digits", "--samples", "300", "--compact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["train"] == out["test"] == 300 and out["dim"] > 0
+    assert out["probe_top1"] > 0.5  # random features of 8x8 digits still carry the label, far above 0.1
+    assert main(["interpret", "features", str(ckpt), "--samples", "4"]) == 2
+    assert "needs labelled images" in capsys.readouterr().err
+    assert main(["interpret", "spectrum", "espcn_x2", "--data", "sr", "--samples", "2", "--compact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"input", "output", "target"}
+    assert out["target"]["decay_beta"] > 0 and len(out["output"]) == 4
+    assert main(["interpret", "spectrum", str(ckpt), "--samples", "1"]) == 2  # logits are not an image
+    assert "output is an image" in capsys.readouterr().err
+
+
 def _tiny(name: str, path, **kw):
     torch.manual_seed(0)
     model = subband.create_model(name, img_size=8, in_chans=1, num_classes=10, **kw)

@@ -5,7 +5,7 @@
     subband models [PATTERN]            registered models: params and GMACs (after fuse()), counted and as reported
     subband bench MODEL [MODEL ...]     params, GMACs, CPU latency (batch 1), throughput (batch 32), peak memory
     subband interpret METHOD MODEL      look inside a model (a registered name or a checkpoint):
-                                        filters | erf | linear | orthogonality | robustness
+                                        filters | erf | linear | orthogonality | robustness | features | spectrum
     subband compress METHOD MODEL       make it small: fuse | lpvit | dimap, then optionally --out
                                         (pruned checkpoint) and --onnx (the deployed model as ONNX)
 
@@ -223,6 +223,45 @@ def _interpret(args: argparse.Namespace, model, out: dict, it) -> None:
             raise ValueError("robustness needs labelled images: --data SPEC")
         x, y = _images(args, model, args.samples)
         out.update(it.evaluate_patch_robustness(model, x, y, args.patch_size))
+    elif args.method == "features":
+        if not args.data:
+            raise ValueError("features needs labelled images: --data SPEC without a split (train and test are used)")
+        (xtr, ytr), (xte, yte) = (_take(from_spec(args.data, split=s), args.samples) for s in ("train", "test"))
+        ftr, fte = (it.extract_features(model, x, stage=args.stage) for x in (xtr, xte))
+        top1 = it.linear_probe(ftr, ytr, fte, yte)
+        out.update(stage=args.stage, dim=ftr.shape[1], train=len(xtr), test=len(xte), probe_top1=top1)
+    elif args.method == "spectrum":
+        out.update(_spectrum(args, model, it))
+
+
+def _take(data, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` (image, label) pairs of ``data`` as two tensors."""
+    items = [data[i] for i in range(min(n, len(data)))]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+def _spectrum(args: argparse.Namespace, model, it) -> dict:
+    """Spectral statistics of an image-to-image model's outputs (and of its inputs, and of the target
+    images where ``--data`` pairs them, as super-resolution sets do): the mean decay exponent of the
+    ring-averaged power spectrum's highest quarter, and the mean of the detector's three features."""
+    if args.data:
+        data = from_spec(args.data, split="test", scale=getattr(model, "upscale", None))
+        pairs = [data[i] for i in range(min(args.samples, len(data)))]
+    else:
+        pairs = [(x, None) for x in default_input(model, args.samples)]
+    stats: dict[str, list] = {"input": [], "output": [], "target": []}
+    with torch.no_grad():
+        for x, target in pairs:
+            y = model(x[None])
+            if y.ndim != 4 or min(y.shape[-2:]) < 8:
+                raise ValueError(f"spectrum needs a model whose output is an image, got shape {tuple(y.shape)}")
+            for name, img in (("input", x[None]), ("output", y), ("target", target)):
+                if isinstance(img, torch.Tensor) and img.ndim >= 2 and min(img.shape[-2:]) >= 8:
+                    img = img.reshape(1, -1, *img.shape[-2:]).float()
+                    beta, _ = it.fit_decay(it.azimuthal_average(it.power_spectrum(img)))
+                    stats[name].append(torch.cat([beta, it.spectral_features(img)[0].double()]))
+    keys = ("decay_beta", "corner_exponent", "corner_start", "corner_end")
+    return {name: dict(zip(keys, torch.stack(v).mean(0).tolist())) for name, v in stats.items() if v}
 
 
 def _cost(model, x: torch.Tensor, data) -> dict:
@@ -335,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
     b.set_defaults(fn=cmd_bench)
     i = sub.add_parser("interpret", help="look inside a model: filter statistics, ERF, linear interpreter, ...")
-    i.add_argument("method", choices=["filters", "erf", "linear", "orthogonality", "robustness"])
+    i.add_argument(
+        "method", choices=["filters", "erf", "linear", "orthogonality", "robustness", "features", "spectrum"]
+    )
     i.add_argument("model", help="a registered model name (fresh weights) or a .safetensors checkpoint")
     i.add_argument("--data", help="images (and labels) to use, a dataset spec as for train; random if omitted")
     i.add_argument("--samples", type=int, default=8, help="images to use")
@@ -343,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--kernel-size", type=int, default=3, help="filters: the kernel size to collect")
     i.add_argument("--size", type=int, default=32, help="orthogonality: image side for the operator")
     i.add_argument("--patch-size", type=int, default=4, help="robustness: patch side")
+    i.add_argument("--stage", type=int, default=None, help="features: the stage to pool (default: the last)")
     i.add_argument("--threads", type=int, default=torch.get_num_threads())
     i.add_argument("--compact", action="store_true", help="one-line JSON")
     i.set_defaults(fn=cmd_interpret)
