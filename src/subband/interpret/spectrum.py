@@ -79,14 +79,17 @@ def fit_decay(profile: torch.Tensor, start: float = 0.75) -> tuple[torch.Tensor,
 
 
 @functools.lru_cache(maxsize=16)
-def _band_operator(h: int, w: int, band: float, bins: int, smooth: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The linear map from the ``(H * W,)`` magnitudes of a centred spectrum to the smoothed,
-    binned radial profile of its outer band, and the bins' centre radii: ``(keep, op, centres)``.
+def _band_operator(h: int, w: int, band: float, bins: int, smooth: int) -> tuple[torch.Tensor, ...]:
+    """How the magnitudes of a centred ``(H, W)`` spectrum become the smoothed, binned radial profile
+    of its outer band: ``(keep, idx, counts, post, radii)``, used as
+    ``profile = bin_means[:, counts > 0] @ post.T`` where ``bin_means`` averages the kept
+    magnitudes by bin ``idx``.
 
     Coefficients with radius ``r > band * r_max`` (``r_max``: the corner, ``sqrt((H/2)^2 + (W/2)^2)``)
-    are averaged in ``bins`` equal bins of radius; an empty bin (small images have few distinct
-    radii) is interpolated linearly from its non-empty neighbours; then a moving average over
-    ``smooth`` bins, the window shrinking to stay centred at both ends."""
+    fall in ``bins`` equal bins of radius (one on an edge goes to the lower bin, as the script's first
+    match does); ``post`` interpolates an empty bin (small images have few distinct radii) linearly
+    from its non-empty neighbours, then takes a moving average over ``smooth`` bins whose window
+    shrinks to stay centred at both ends."""
     yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
     r = torch.sqrt(yy.double() ** 2 + xx.double() ** 2).flatten()
     keep = r > band * math.hypot(h / 2, w / 2)
@@ -94,20 +97,16 @@ def _band_operator(h: int, w: int, band: float, bins: int, smooth: int) -> tuple
     lo, hi = float(rk.min()), float(rk.max())
     if hi - lo <= 0:
         raise ValueError(f"a {h}x{w} spectrum has no radial range above band={band}")
-    idx = (torch.ceil((rk - lo) / (hi - lo) * bins).long() - 1).clamp(0, bins - 1)  # on an edge: the lower bin
-    mean = torch.zeros(bins, len(rk), dtype=torch.float64)
-    mean[idx, torch.arange(len(rk))] = 1.0
-    counts = mean.sum(1)
-    full = torch.nonzero(counts).flatten()
-    mean = mean[full] / counts[full, None]  # (nonempty, K): bin means
-    fill = torch.from_numpy(np.stack([np.interp(np.arange(bins), full.numpy(), e) for e in np.eye(len(full))], 1))
-    half = smooth // 2
-    avg = torch.zeros(bins, bins, dtype=torch.float64)
+    idx = (torch.ceil((rk - lo) / (hi - lo) * bins).long() - 1).clamp(0, bins - 1)
+    counts = torch.bincount(idx, minlength=bins).double()
+    full = torch.nonzero(counts).flatten().numpy()
+    fill = np.stack([np.interp(np.arange(bins), full, e) for e in np.eye(len(full))], 1)  # (bins, nonempty)
+    avg = np.zeros((bins, bins))
     for i in range(bins):
-        s = min(half, i, bins - 1 - i)
+        s = min(smooth // 2, i, bins - 1 - i)
         avg[i, i - s : i + s + 1] = 1.0 / (2 * s + 1)
-    centres = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
-    return keep, avg @ fill @ mean, centres
+    radii = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
+    return keep, idx, counts, torch.from_numpy(avg @ fill), radii
 
 
 def _fit_exponent(y: torch.Tensor, t: torch.Tensor, chunk: int = 256) -> torch.Tensor:
@@ -149,9 +148,10 @@ def band_profile(
         raise ValueError(f"band must be in [0, 1), got {band}")
     x = images.double()
     x = x.mean(1) if x.ndim == 4 else x  # (N, H, W) grey
-    keep, op, radii = _band_operator(*x.shape[-2:], band, bins, smooth)
-    mag = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs().flatten(-2)[:, keep.to(x.device)]  # (N, K)
-    return radii, mag.cpu() @ op.T  # (N, bins)
+    keep, idx, counts, post, radii = (t.to(x.device) for t in _band_operator(*x.shape[-2:], band, bins, smooth))
+    mag = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs().flatten(-2)[:, keep]  # (N, K)
+    means = mag.new_zeros(len(x), bins).index_add_(1, idx, mag) / counts.clamp_min(1)  # (N, bins)
+    return radii, means[:, counts > 0] @ post.T  # (N, bins)
 
 
 def spectral_features(
