@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         real, fakes = main_gan(args)
     else:
         real, fakes = main_upsampling(args)
+    for last, fake in fakes.items():
+        if fake.shape != real.shape:
+            raise SystemExit(
+                f"{args.samples} holds {last} images of shape {tuple(fake.shape)}, not {tuple(real.shape)}"
+            )
     acc = evaluate(real, fakes)
     print(f"{'last upsampling':18s} {'detector acc':>12s} {'PSNR':>6s}")
     for last, fake in fakes.items():
