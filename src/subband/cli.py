@@ -168,10 +168,7 @@ def _load(name_or_path: str):
 def _images(args: argparse.Namespace, model, n: int):
     """``n`` images (and labels) of ``--data``, or random images of the model's default size."""
     if args.data:
-        data = from_spec(args.data, split="test")
-        x = torch.stack([data[i][0] for i in range(min(n, len(data)))])
-        y = torch.tensor([data[i][1] for i in range(min(n, len(data)))])
-        return x, y
+        return _take(from_spec(args.data, split="test"), n)
     return default_input(model, n), None
 
 
