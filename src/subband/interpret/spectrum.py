@@ -112,15 +112,14 @@ def _band_operator(h: int, w: int, band: float, bins: int, smooth: int) -> tuple
 def _fit_exponent(y: torch.Tensor, t: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """Least-squares ``c`` of ``y ~ y[..., 0] * t^c`` per row of ``y`` (``t[0] = 1``): a grid over
     [-100, 100] in steps of 0.5, then golden-section search within one step of the best point."""
-    grid = torch.arange(-100.0, 100.5, 0.5, dtype=torch.float64)
-    tg = t.pow(grid[:, None])  # (G, n)
+    grid = torch.arange(-100.0, 100.5, 0.5, dtype=t.dtype)
 
-    def err(c: torch.Tensor, yc: torch.Tensor) -> torch.Tensor:  # c (M, 2), yc (M, n) -> (M, 2)
+    def err(c: torch.Tensor, yc: torch.Tensor) -> torch.Tensor:  # c (M, K), yc (M, n) -> (M, K)
         return (yc[:, None, :] - yc[:, None, :1] * t.pow(c[..., None])).pow(2).sum(-1)
 
     out = []
     for yc in y.split(chunk):
-        best = grid[(yc[:, None, :] - yc[:, :1, None] * tg).pow(2).sum(-1).argmin(-1)]  # (M,)
+        best = grid[err(grid.expand(len(yc), -1), yc).argmin(-1)]  # (M,)
         a, b = best - 0.5, best + 0.5
         g = (math.sqrt(5) - 1) / 2
         for _ in range(40):
