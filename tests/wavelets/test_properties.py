@@ -86,10 +86,44 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
     c = torch.randn(3, 4, 4, 5, dtype=dtype)
     for f in ([[a, a], [-a, a]], [[a, a], [a, -a]], [[0.3, 0.9], [0.5, -0.2]]):
         f = torch.tensor(f, dtype=dtype)
-        assert_close(_core._down2_pairs(x, f), _core._down_raw(x, _core.down_kernel(f, 2)))
-        want = _core._up_raw(c, _core.up_kernel(f, 2))
-        assert_close(_core._up2_pairs(c, f), want)
-        assert_close(_core._up2_pairs(c.contiguous(memory_format=torch.channels_last), f), want)
+        want = _core._down_raw(x, _core.down_kernel(f, 2))
+        assert_close(_core._down2_pairs(x, f), want)
+        want_up = _core._up_raw(c, _core.up_kernel(f, 2))
+        assert_close(_core._up2_pairs(c, f), want_up)
+        assert_close(_core._up2_pairs(c.contiguous(memory_format=torch.channels_last), f), want_up)
+        if f[0, 0] == a:  # the orthonormal Haar bank s [[1, 1], [h, -h]]: sums and differences
+            h = 1 if f[1, 0] > 0 else -1
+            assert_close(_core._down2_haar(x, h), want)
+            assert_close(_core._up2_haar(c.unbind(1), h), want_up)
+            assert_close(_core._up2_haar(c.contiguous(memory_format=torch.channels_last).unbind(1), h), want_up)
+
+
+def test_haar_sign_names_the_orthonormal_haar_bank_only():
+    s = 2**-0.5
+    assert [sw.Wavelet(n).haar_sign for n in ("haar", "db1", "bior1.1", "rbio1.1", "db2")] == [1, 1, 1, 1, 0]
+    assert sw.Wavelet(([s, s], [s, -s], [s, s], [-s, s])).haar_sign == -1  # the other sign convention
+    assert sw.Wavelet(([0.7071, 0.7071], [-s, s], [s, s], [s, -s])).haar_sign == 0  # rounded: the general path
+    # the sign-flipped bank takes the Haar path; its coefficients are PyWavelets' with the bands
+    # that took one high-pass filter negated
+    x = torch.randn(2, 8, 6, dtype=torch.float64)
+    flipped = sw.Wavelet(([s, s], [s, -s], [s, s], [-s, s]))
+    got, want = sw.dwt2(x, flipped), sw.dwt2(x, "haar")
+    for g, w, sign in zip([got[0], *got[1]], [want[0], *want[1]], (1, -1, -1, 1)):
+        assert_close(g, sign * w)
+    assert_close(sw.idwt2(got, flipped), x)
+
+
+@pytest.mark.parametrize("wavelet", ["haar", sw.Wavelet(([2**-0.5] * 2, [2**-0.5, -(2**-0.5)], [2**-0.5] * 2, [-(2**-0.5), 2**-0.5]))])
+def test_gradcheck_haar_2d_both_sign_conventions(wavelet):
+    """Even sizes: the Haar bank's sums-and-differences path, whose backward is its own adjoint."""
+    x = torch.randn(2, 8, 12, dtype=torch.float64, requires_grad=True)
+
+    def fwd_inv(t):
+        c = sw.wavedec2(t, wavelet, mode="periodization", level=2)
+        return (c[0], *c[2], sw.waverec2(c, wavelet, mode="periodization") * t)
+
+    assert torch.autograd.gradcheck(fwd_inv, (x,))
+    assert torch.autograd.gradgradcheck(fwd_inv, (x,))
 
 
 def test_gradcheck_1d_3d_and_stationary():

@@ -21,6 +21,7 @@ can hold them as buffers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -147,12 +148,29 @@ def _down2_pairs(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+def _down2_haar(x: torch.Tensor, h: int) -> torch.Tensor:
+    """The orthonormal Haar bank ``s [[1, 1], [h, -h]]`` (``s = 2**-0.5``, ``h = +-1``) in 2-D: as
+    :func:`_down2_pairs`, with the scale ``s * s = 1/2`` folded into one ``lerp`` per band pair,
+    so each of the six passes is one unscaled sum or difference (half the passes of the general
+    two-tap path)."""
+    B, H, W = x.shape
+    v = x.view(B, H // 2, 2, W // 2, 2)  # (B, m, row tap, n, col tap)
+    out = x.new_empty(B, 4, H // 2, W // 2)
+    a, b = v[:, :, 0], v[:, :, 1]
+    # rows, unscaled: the low-pass sum, and the high-pass difference h * (a - b)
+    for bh, r in enumerate((torch.add(a, b), torch.sub(a, b) if h > 0 else torch.sub(b, a))):
+        lo, hi = out[:, 2 * bh], out[:, 2 * bh + 1]
+        torch.lerp(r[..., 0], r[..., 1], 0.5, out=lo)  # (r0 + r1) / 2
+        torch.sub(r[..., 0], lo, out=hi) if h > 0 else torch.sub(lo, r[..., 0], out=hi)  # h (r0 - r1) / 2
+    return out
+
+
+def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
     if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         if filters.shape[1] > 2:
             return _down2(x, filters, p)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
-            return _down2_pairs(x, filters)
+            return _down2_haar(x, haar) if haar else _down2_pairs(x, filters)
     return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
 
 
@@ -171,10 +189,34 @@ def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return out.view(B, 2 * m, 2 * n)
 
 
-def _up_any(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
-    if c.ndim == 4 and filters.shape[1] > 2:
+def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+    """The transposed stride-2 convolution with the Haar bank of :func:`_down2_haar` (its adjoint
+    and, the bank being orthonormal, its inverse): four bands ``(B, m, n)`` -> ``(B, 2m, 2n)``,
+    read where they are (no stacking copy), with no buffer beside the output."""
+    B, m, n = bands[0].shape
+    out = bands[0].new_empty(B, m, 2, n, 2)  # (B, m, row phase, n, col phase)
+    # along the columns, unscaled, each row band into one row-phase slot: (lo + h hi, lo - h hi)
+    slots = (1, 0) if h > 0 else (0, 1)  # the slot of row band 0 and 1
+    for bh in range(2):
+        lo, hi, cols = bands[2 * bh], bands[2 * bh + 1], out[:, :, slots[bh]]
+        (torch.add if h > 0 else torch.sub)(lo, hi, out=cols[..., 0])
+        (torch.sub if h > 0 else torch.add)(lo, hi, out=cols[..., 1])
+    # along the rows, in place: row band 0's slot keeps (r0 - r1) / 2, row band 1's gets (r0 + r1) / 2,
+    # so row phase 0 holds (r0 + h r1) / 2 and row phase 1 holds (r0 - h r1) / 2
+    r0, r1 = out[:, :, slots[0]], out[:, :, slots[1]]
+    torch.lerp(r0, r1, 0.5, out=r1)
+    torch.sub(r0, r1, out=r0)
+    return out.view(B, 2 * m, 2 * n)
+
+
+def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
+    two_d = len(bands) == 4
+    if two_d and haar and p == 0 and not torch.jit.is_tracing():
+        return _up2_haar(bands, haar)
+    c = stack_bands(bands, filters.shape[1])
+    if two_d and filters.shape[1] > 2:
         return _up2(c, filters, p)
-    if c.ndim == 4 and p == 0 and not torch.jit.is_tracing():
+    if two_d and p == 0 and not torch.jit.is_tracing():
         return _up2_pairs(c, filters)
     return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
 
@@ -182,38 +224,40 @@ def _up_any(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
 class _Down(torch.autograd.Function):
     """Stride-2 analysis convolution (input zero-padded by ``2p`` per side) whose backward is the
     polyphase synthesis with padding ``L-1-p``: its exact adjoint (PyTorch's own conv backward
-    goes through a transposed convolution, several times slower)."""
+    goes through a transposed convolution, several times slower). ``haar`` is
+    :attr:`Wavelet.haar_sign` of the bank the filters come from (0: any filters)."""
 
     @staticmethod
-    def forward(ctx, x, filters, p):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, filters, p, haar):  # type: ignore[no-untyped-def, override]
         ctx.save_for_backward(filters)
-        ctx.size, ctx.p = x.shape[1:], p
-        return _down_any(x, filters, p)
+        ctx.size, ctx.p, ctx.haar = x.shape[1:], p, haar
+        # one output per band: their gradients reach the backward apart, with no stacking copy
+        return _down_any(x, filters, p, haar).unbind(1)
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, *grads):  # type: ignore[no-untyped-def, override]
         (filters,) = ctx.saved_tensors
-        gx = _Up.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p)
+        gx = _Up.apply(filters, filters.shape[1] // 2 - 1 - ctx.p, ctx.haar, *grads)
         extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
         if any(extra):
             gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
-        return gx, None, None
+        return gx, None, None, None
 
 
 class _Up(torch.autograd.Function):
-    """Polyphase synthesis (bands zero-padded by ``p``) whose backward is the stride-2 convolution
-    with padding ``L-1-p``, its adjoint."""
+    """Polyphase synthesis of the ``2**k`` bands (each zero-padded by ``p``) whose backward is the
+    stride-2 convolution with padding ``L-1-p``, its adjoint."""
 
     @staticmethod
-    def forward(ctx, c, filters, p):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, filters, p, haar, *bands):  # type: ignore[no-untyped-def, override]
         ctx.save_for_backward(filters)
-        ctx.p = p
-        return _up_any(c, filters, p)
+        ctx.p, ctx.haar = p, haar
+        return _up_any(bands, filters, p, haar)
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
         (filters,) = ctx.saved_tensors
-        return _Down.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p), None, None
+        return (None, None, None, *_Down.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p, ctx.haar))
 
 
 def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -244,26 +288,28 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0) -> torch.Tensor:
+def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0) -> tuple[torch.Tensor, ...]:
     """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
-    outer products of ``filters (2, F)``, stride 2: ``(B, 2**k, *n)`` (channels-last in 2-D)."""
+    outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
+    :func:`band_keys` order (views of one channels-last ``(B, 2**k, *n)`` tensor in 2-D).
+    ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
-        return _down_stencil(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), filters)
+        return _down_stencil(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), filters).unbind(1)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
-        return _down_raw(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), down_kernel(filters, k))
-    return _Down.apply(x, filters, pad)
+        return _down_raw(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), down_kernel(filters, k)).unbind(1)
+    return _Down.apply(x, filters, pad, haar)
 
 
-def up(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """Transposed stride-2 convolution of ``c (B, 2**k, *n)`` with ``filters (2, F)``, keeping
-    outputs ``F-2 .. 2n-1`` of the full result: ``(B, *(2n - F + 2))``."""
-    k = c.ndim - 2
+def up(bands: Sequence[torch.Tensor], filters: torch.Tensor, haar: int = 0) -> torch.Tensor:
+    """Transposed stride-2 convolution of the ``2**k`` bands ``(B, *n)`` (in :func:`band_keys`
+    order) with ``filters (2, F)``, keeping outputs ``F-2 .. 2n-1`` of the full result:
+    ``(B, *(2n - F + 2))``."""
     if torch.compiler.is_compiling():
-        return _up_stencil(c, filters)
+        return _up_stencil(torch.stack(list(bands), 1), filters)
     if filters.requires_grad:
-        return _up_raw(c, up_kernel(filters, k))
-    return _Up.apply(c, filters, 0)
+        return _up_raw(torch.stack(list(bands), 1), up_kernel(filters, bands[0].ndim - 1))
+    return _Up.apply(filters, 0, haar, *bands)
 
 
 def out_len(n: int, flen: int, mode: str) -> int:
@@ -271,13 +317,13 @@ def out_len(n: int, flen: int, mode: str) -> int:
     return (n + 1) // 2 if mode == "periodization" else (n + flen - 1) // 2
 
 
-def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
-    """``x (B, *N)`` with ``k = x.ndim - 1`` axes -> band-stacked ``(B, 2**k, *n)``."""
+def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]:
+    """``x (B, *N)`` with ``k = x.ndim - 1`` axes -> the ``2**k`` bands ``(B, *n)``."""
     k = x.ndim - 1
     flen = w.dec_len
     if mode == "zero":  # the F-2 zeros on each side are padded inside the convolution
         odd = [v for n in reversed(x.shape[1:]) for v in (0, n % 2)]
-        return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1)
+        return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign)
     for d in range(1, k + 1):
         n = x.shape[d]
         if mode == "periodization":
@@ -287,18 +333,19 @@ def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
         else:
             c = out_len(n, flen, mode)
             x = pad_axis(x, flen - 2, 2 * c - n, mode, d)
-    return down(x, w.analysis(x.dtype, x.device))
+    return down(x, w.analysis(x.dtype, x.device), 0, w.haar_sign)
 
 
-def synthesis(c: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
-    """Band-stacked ``c (B, 2**k, *n)`` -> signal ``(B, *N)``; ``N = 2n - F + 2`` (``2n`` periodized)."""
-    k = c.ndim - 2
+def synthesis(bands: Sequence[torch.Tensor], w: Wavelet, mode: str) -> torch.Tensor:
+    """The ``2**k`` bands ``(B, *n)`` (:func:`band_keys` order) -> signal ``(B, *N)``;
+    ``N = 2n - F + 2`` (``2n`` periodized)."""
+    k = bands[0].ndim - 1
     L = w.dec_len // 2
-    n = c.shape[2:]
+    n = bands[0].shape[1:]
     if mode == "periodization":
-        for d in range(2, k + 2):
-            c = pad_axis(c, L // 2, L // 2, "periodic", d)
-    y = up(c, w.synthesis(c.dtype, c.device))
+        for d in range(1, k + 1):
+            bands = [pad_axis(b, L // 2, L // 2, "periodic", d) for b in bands]
+    y = up(bands, w.synthesis(bands[0].dtype, bands[0].device), w.haar_sign)
     if mode == "periodization":
         start = 2 * (L // 2) - L + 1
         y = y[(slice(None),) + tuple(slice(start, start + 2 * ni) for ni in n)]

@@ -99,42 +99,43 @@ def _check_level(sizes: Sequence[int], flen: int, level: int | None) -> int:
 # --------------------------------------------------------------------------- n-D single level
 
 
-def _analyze(x: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
-    """``(B, *N)`` -> band-stacked ``(B, 2**k, *n)``; more than three axes go in chunks."""
+def _analyze(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]:
+    """``(B, *N)`` -> the ``2**k`` bands ``(B, *n)``; more than three axes go in chunks."""
     k = x.ndim - 1
     if k <= _MAX_AXES:
         return _core.analysis(x, w, mode)
     kl, kc = k - _MAX_AXES, _MAX_AXES  # leading axes, last chunk
     B, Nl = x.shape[0], tuple(x.shape[1 : 1 + kl])
-    y = _core.analysis(x.reshape((-1,) + tuple(x.shape[1 + kl :])), w, mode)
+    y = torch.stack(_core.analysis(x.reshape((-1,) + tuple(x.shape[1 + kl :])), w, mode), 1)
     nc = tuple(y.shape[2:])
     # (B*prod Nl, 2**kc, *nc) -> (B, 2**kc, *nc, *Nl) -> (B*2**kc*prod nc, *Nl)
     y = y.reshape((B,) + Nl + (2**kc,) + nc)
     y = y.movedim(tuple(range(1, 1 + kl)), tuple(range(y.ndim - kl, y.ndim)))
-    z = _analyze(y.reshape((-1,) + Nl), w, mode)  # (B*2**kc*prod nc, 2**kl, *nl)
+    z = torch.stack(_analyze(y.reshape((-1,) + Nl), w, mode), 1)  # (B*2**kc*prod nc, 2**kl, *nl)
     nl = tuple(z.shape[2:])
     # (B, 2**kc, *nc, 2**kl, *nl) -> (B, 2**kl, 2**kc, *nl, *nc) -> (B, 2**k, *n)
     z = z.reshape((B, 2**kc) + nc + (2**kl,) + nl)
     perm = [0, 2 + kc, 1] + list(range(3 + kc, 3 + kc + kl)) + list(range(2, 2 + kc))
-    return z.permute(perm).reshape((B, 2**k) + nl + nc)
+    return z.permute(perm).reshape((B, 2**k) + nl + nc).unbind(1)
 
 
-def _synthesize(bands: torch.Tensor, w: Wavelet, mode: str) -> torch.Tensor:
-    """Band-stacked ``(B, 2**k, *n)`` -> ``(B, *N)``; the inverse of :func:`_analyze`."""
-    k = bands.ndim - 2
+def _synthesize(parts: list[torch.Tensor], w: Wavelet, mode: str) -> torch.Tensor:
+    """The ``2**k`` bands ``(B, *n)`` -> ``(B, *N)``; the inverse of :func:`_analyze`."""
+    k = parts[0].ndim - 1
     if k <= _MAX_AXES:
-        return _core.synthesis(bands, w, mode)
+        return _core.synthesis(parts, w, mode)
+    bands = torch.stack(parts, 1)
     kl, kc = k - _MAX_AXES, _MAX_AXES
     B, nl, nc = bands.shape[0], tuple(bands.shape[2 : 2 + kl]), tuple(bands.shape[2 + kl :])
     # (B, 2**kl, 2**kc, *nl, *nc) -> (B, 2**kc, *nc, 2**kl, *nl) -> (B*2**kc*prod nc, 2**kl, *nl)
     t = bands.reshape((B, 2**kl, 2**kc) + nl + nc)
     perm = [0, 2] + list(range(3 + kl, 3 + kl + kc)) + [1] + list(range(3, 3 + kl))
-    x = _synthesize(t.permute(perm).reshape((-1, 2**kl) + nl), w, mode)  # (B*2**kc*prod nc, *Nl)
+    x = _synthesize(list(t.permute(perm).reshape((-1, 2**kl) + nl).unbind(1)), w, mode)  # (B*2**kc*prod nc, *Nl)
     Nl = tuple(x.shape[1:])
     # (B, 2**kc, *nc, *Nl) -> (B, *Nl, 2**kc, *nc) -> (B*prod Nl, 2**kc, *nc)
     x = x.reshape((B, 2**kc) + nc + Nl)
     x = x.permute([0] + list(range(2 + kc, 2 + kc + kl)) + list(range(1, 2 + kc)))
-    y = _core.synthesis(x.reshape((-1, 2**kc) + nc), w, mode)
+    y = _core.synthesis(list(x.reshape((-1, 2**kc) + nc).unbind(1)), w, mode)
     return y.reshape((B,) + Nl + tuple(y.shape[1:]))
 
 
@@ -156,12 +157,10 @@ def _forward(x: torch.Tensor, w: Wavelet, mode: str, axes: tuple[int, ...]) -> d
     xb = xm.reshape((-1,) + sizes)
     if dtype in _HALF:  # computed in float32, returned in the input's dtype
         xb = xb.float()
-    bands = _analyze(xb, w, mode)  # (B, 2**k, *n)
-    n = tuple(bands.shape[2:])
-    # unbind (not indexing): its backward stacks the band gradients in one allocation
+    bands = _analyze(xb, w, mode)  # 2**k of (B, *n)
+    n = tuple(bands[0].shape[1:])
     return {
-        key: band.reshape(lead + n).movedim(ends, axes).to(dtype)
-        for key, band in zip(_core.band_keys(k), bands.unbind(1))
+        key: band.reshape(lead + n).movedim(ends, axes).to(dtype) for key, band in zip(_core.band_keys(k), bands)
     }
 
 
@@ -199,8 +198,7 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
         )
     parts = {key: v.to(work).movedim(axes, ends).reshape((-1,) + n) for key, v in given.items()}
     like = next(iter(parts.values()))
-    bands = _core.stack_bands([parts[key] if key in parts else torch.zeros_like(like) for key in keys], w.dec_len)
-    x = _synthesize(bands, w, mode)  # (B, *N)
+    x = _synthesize([parts[key] if key in parts else torch.zeros_like(like) for key in keys], w, mode)  # (B, *N)
     return x.reshape(lead + tuple(x.shape[1:])).movedim(ends, axes).to(dtype)
 
 

@@ -90,6 +90,7 @@ class Wavelet:
             raise ValueError("filter length must be even, as in PyWavelets: pad the filters with a zero")
         self.dec_lo, self.dec_hi, self.rec_lo, self.rec_hi = filt
         self.name = name
+        self.haar_sign = _haar_sign(filt) if not torch.compiler.is_compiling() else 0
         self._cache: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
 
     @property
@@ -126,6 +127,20 @@ class Wavelet:
 
     def __repr__(self) -> str:
         return f"Wavelet({self.name!r}, dec_len={self.dec_len})"
+
+
+def _haar_sign(bank: list[torch.Tensor]) -> int:
+    """``h = +-1`` when ``bank`` is the orthonormal Haar bank, whose analysis filters (flipped for
+    cross-correlation) and synthesis filters are both ``2**-0.5 [[1, 1], [h, -h]]``; else 0."""
+    if type(bank[0]) is not torch.Tensor or bank[0].numel() != 2:  # fake tensors of a trace: no values
+        return 0
+    dec_lo, dec_hi, rec_lo, rec_hi = (f.tolist() for f in bank)
+    s = 0.5**0.5
+    for h in (1, -1):
+        want = ([s, s], [-h * s, h * s], [s, s], [h * s, -h * s])
+        if all(abs(u - v) <= 1e-15 for f, g in zip((dec_lo, dec_hi, rec_lo, rec_hi), want) for u, v in zip(f, g)):
+            return h
+    return 0
 
 
 WaveletLike = Union[str, "pywt.Wavelet", Wavelet, Sequence[Sequence[float]]]
