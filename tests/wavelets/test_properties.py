@@ -113,7 +113,9 @@ def test_haar_sign_names_the_orthonormal_haar_bank_only():
     assert_close(sw.idwt2(got, flipped), x)
 
 
-@pytest.mark.parametrize("wavelet", ["haar", sw.Wavelet(([2**-0.5] * 2, [2**-0.5, -(2**-0.5)], [2**-0.5] * 2, [-(2**-0.5), 2**-0.5]))])
+@pytest.mark.parametrize(
+    "wavelet", ["haar", sw.Wavelet(([2**-0.5] * 2, [2**-0.5, -(2**-0.5)], [2**-0.5] * 2, [-(2**-0.5), 2**-0.5]))]
+)
 def test_gradcheck_haar_2d_both_sign_conventions(wavelet):
     """Even sizes: the Haar bank's sums-and-differences path, whose backward is its own adjoint."""
     x = torch.randn(2, 8, 12, dtype=torch.float64, requires_grad=True)

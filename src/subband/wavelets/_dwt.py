@@ -159,9 +159,7 @@ def _forward(x: torch.Tensor, w: Wavelet, mode: str, axes: tuple[int, ...]) -> d
         xb = xb.float()
     bands = _analyze(xb, w, mode)  # 2**k of (B, *n)
     n = tuple(bands[0].shape[1:])
-    return {
-        key: band.reshape(lead + n).movedim(ends, axes).to(dtype) for key, band in zip(_core.band_keys(k), bands)
-    }
+    return {key: band.reshape(lead + n).movedim(ends, axes).to(dtype) for key, band in zip(_core.band_keys(k), bands)}
 
 
 def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes: tuple[int, ...]) -> torch.Tensor:
