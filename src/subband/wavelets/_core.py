@@ -3,19 +3,20 @@
 Both directions are convolutions over the transformed axes (moved last, batch flattened):
 
 - analysis: extend each axis (boundary mode), then ``conv{k}d`` with the ``2**k`` outer products
-  of the two decomposition filters and stride 2. Output is band-stacked, ``(B, 2**k, *n)``; band
-  ``b`` has bit ``k-1-i`` set when axis ``i`` took the high-pass filter (``'a'``=0, ``'d'``=1, so
-  for 2-D: 0=aa, 1=ad, 2=da, 3=dd, PyWavelets' key order).
-- synthesis (polyphase): a stride-1 ``conv{k}d`` from the ``2**k`` bands to the ``2**k`` output
-  phases with kernels of length ``F/2``, then the phases are interleaved.
-- in 2-D (filters longer than Haar's) both are done one axis at a time (`_down2`, `_up2`).
+  of the two decomposition filters and stride 2. The ``2**k`` bands come out as views of one
+  band-stacked ``(B, 2**k, *n)`` tensor; band ``b`` has bit ``k-1-i`` set when axis ``i`` took the
+  high-pass filter (``'a'``=0, ``'d'``=1, so for 2-D: 0=aa, 1=ad, 2=da, 3=dd, PyWavelets' key order).
+- synthesis (polyphase): a stride-1 ``conv{k}d`` from the ``2**k`` bands (a list, in that order) to
+  the ``2**k`` output phases with kernels of length ``F/2``, then the phases are interleaved.
+- in 2-D, filters longer than two go one axis at a time (`_down2`, `_up2`); the orthonormal Haar
+  bank is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
   inverse   x[2i+p] = sum_k c[i + k] * rec[2(L-1-k) + p]  (summed over the two bands)
   periodization extends by L-1 each side (forward) and the coefficients by L//2 (inverse).
-Filters are built apart from their application (`analysis_kernel`, `synthesis_kernel`), so modules
-can hold them as buffers.
+Filters are built apart from their application (`down_kernel`, `up_kernel`), so modules can hold
+them as buffers.
 """
 
 from __future__ import annotations
@@ -352,12 +353,12 @@ def synthesis(bands: Sequence[torch.Tensor], w: Wavelet, mode: str) -> torch.Ten
     return y
 
 
-def stack_bands(bands: list[torch.Tensor], flen: int) -> torch.Tensor:
-    """``2**k`` bands ``(B, *n)`` -> ``(B, 2**k, *n)`` in the layout :func:`synthesis` convolves:
+def stack_bands(bands: Sequence[torch.Tensor], flen: int) -> torch.Tensor:
+    """``2**k`` bands ``(B, *n)`` -> ``(B, 2**k, *n)`` in the layout the synthesis convolves:
     channels-last where the 2-D convolutions take it (:func:`_up2`), saving them a copy."""
     if len(bands) == 4 and flen > 2:
-        return torch.stack(bands, -1).movedim(-1, 1)
-    return torch.stack(bands, 1)
+        return torch.stack(list(bands), -1).movedim(-1, 1)
+    return torch.stack(list(bands), 1)
 
 
 def band_keys(k: int) -> tuple[str, ...]:

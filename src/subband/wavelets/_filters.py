@@ -49,6 +49,11 @@ class Wavelet:
             :class:`Wavelet`, or four filters ``(dec_lo, dec_hi, rec_lo, rec_hi)`` of equal length.
         name: a name for a custom bank.
 
+    Attributes:
+        haar_sign: ``+-1`` when the bank is the orthonormal Haar bank (haar, db1, bior1.1, rbio1.1,
+            or either sign of its high-pass filters), which the 2-D transforms compute as sums and
+            differences; 0 for every other bank.
+
     Example:
         >>> w = Wavelet("haar")
         >>> w.dec_len
