@@ -3,8 +3,8 @@
     python benchmarks/wavelets.py [--threads 2] [--shape 16 3 256 256] [--keep-freed-memory] [--out bench-results/wavelets.jsonl]
 
 Cases: haar and db4, level 1 and 3, modes zero, symmetric and periodization. Operations: forward
-(wavedec2), inverse (waverec2), forward+inverse, and forward+backward for the differentiable
-libraries. Also times two plain copies of the input (the memory-traffic floor). Prints tables of
+(wavedec2), inverse (waverec2), forward+inverse, and forward+backward (the gradient of the sum of
+all coefficients, into a fresh ``.grad``) for the differentiable libraries. Also times two plain copies of the input (the memory-traffic floor). Prints tables of
 ratios (peer time / subband time: above 1 means subband is faster) and writes one JSON row per
 case and library. Peers that are not installed are skipped (``pip install -e '.[bench]'``).
 """
@@ -60,6 +60,13 @@ def _grad_sum(out) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out.sum()
     return sum(_grad_sum(o) for o in out)
+
+
+def _step(forward, x: torch.Tensor) -> None:
+    """One training-style step: the gradient of the sum of all coefficients, into a fresh ``x.grad``
+    (as after ``zero_grad()``, whose default sets it to None), so no step pays for accumulating."""
+    x.grad = None
+    _grad_sum(forward(x)).backward()
 
 
 def make_ops(lib: str, wavelet: str, level: int, mode: str, x: torch.Tensor, peers: dict):
@@ -142,7 +149,7 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep
                     for op in ("forward", "inverse", "forward+inverse"):
                         closures[(lib, op)] = o[op]
                     if o["forward_of"] is not None:
-                        closures[(lib, "forward+backward")] = lambda f=o["forward_of"], t=xg: _grad_sum(f(t)).backward()
+                        closures[(lib, "forward+backward")] = lambda f=o["forward_of"], t=xg: _step(f, t)
                 # rounds interleave the libraries, so a slow phase of a shared machine hits all of them
                 samples = {key: [] for key in closures}
                 for _ in range(rounds):
