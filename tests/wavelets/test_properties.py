@@ -128,6 +128,20 @@ def test_gradcheck_haar_2d_both_sign_conventions(wavelet):
     assert torch.autograd.gradgradcheck(fwd_inv, (x,))
 
 
+@pytest.mark.parametrize("mode", ["periodization", "periodic", "reflect", "constant"])
+def test_one_pass_extension_and_its_fold_agree_with_the_per_axis_ones(mode):
+    """The modes ``F.pad`` has extend all axes in one pass (``pad_axes``), with the per-axis fold as
+    backward: values, gradients and second derivatives match the per-axis extension."""
+    from subband.wavelets._pad import _PadAxes, pad_axes
+
+    x = torch.randn(2, 7, 6, dtype=torch.float64, requires_grad=True)
+    widths = [(3, 2), (2, 3)]
+    want = sw.pad(x, ((0, 0), *widths), "periodic" if mode == "periodization" else mode)
+    assert_close(pad_axes(x, widths, mode), want)
+    assert torch.autograd.gradcheck(lambda t: _PadAxes.apply(t, widths, mode), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: _PadAxes.apply(t, widths, mode), (x,))
+
+
 def test_gradcheck_1d_3d_and_stationary():
     x = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: tuple(sw.wavedec(t, "sym3", mode="reflect", level=1)), (x,))

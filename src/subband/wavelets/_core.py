@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ._filters import Wavelet
-from ._pad import pad_axis
+from ._pad import pad_axes
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -327,15 +327,11 @@ def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]
     if mode == "zero" and not torch.compiler.is_compiling():
         odd = [v for n in reversed(x.shape[1:]) for v in (0, n % 2)]
         return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign)
-    for d in range(1, k + 1):
-        n = x.shape[d]
-        if mode == "periodization":
-            if n % 2:
-                x = pad_axis(x, 0, 1, "constant", d)
-            x = pad_axis(x, flen // 2 - 1, flen // 2 - 1, "periodic", d)
-        else:
-            c = out_len(n, flen, mode)
-            x = pad_axis(x, flen - 2, 2 * c - n, mode, d)
+    if mode == "periodization":
+        x = pad_axes(x, [(0, n % 2) for n in x.shape[1:]], "constant")  # odd sizes: repeat the last sample
+        x = pad_axes(x, [(flen // 2 - 1, flen // 2 - 1)] * k, "periodic")
+    else:
+        x = pad_axes(x, [(flen - 2, 2 * out_len(n, flen, mode) - n) for n in x.shape[1:]], mode)
     return down(x, w.analysis(x.dtype, x.device), 0, w.haar_sign)
 
 
@@ -346,8 +342,7 @@ def synthesis(bands: Sequence[torch.Tensor], w: Wavelet, mode: str) -> torch.Ten
     L = w.dec_len // 2
     n = bands[0].shape[1:]
     if mode == "periodization":
-        for d in range(1, k + 1):
-            bands = [pad_axis(b, L // 2, L // 2, "periodic", d) for b in bands]
+        bands = [pad_axes(b, [(L // 2, L // 2)] * k, "periodic") for b in bands]
     y = up(bands, w.synthesis(bands[0].dtype, bands[0].device), w.haar_sign)
     if mode == "periodization":
         start = 2 * (L // 2) - L + 1

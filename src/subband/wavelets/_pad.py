@@ -89,6 +89,59 @@ def pad_axis(x: torch.Tensor, left: int, right: int, mode: str, dim: int = -1) -
     return _Extend.apply(x, left, right, mode, dim)
 
 
+# PyWavelets' modes that ``F.pad`` has (``zero`` stays out: the transforms pad zeros inside the
+# convolution, or with a plain constant pad)
+_TORCH_MODES = {"periodic": "circular", "periodization": "circular", "reflect": "reflect", "constant": "replicate"}
+
+
+def pad_axes(x: torch.Tensor, widths: list[tuple[int, int]], mode: str) -> torch.Tensor:
+    """Extend the last ``len(widths)`` axes of ``x (B, *N)`` (one to three) by ``(left, right)`` each.
+
+    One ``F.pad`` call, which writes the extended tensor in one pass, where PyTorch has the mode and
+    the widths are within what it supports; otherwise :func:`pad_axis` along each axis.
+    """
+    k = len(widths)
+    sizes = x.shape[x.ndim - k :]
+    fits = {
+        "circular": all(max(w) <= n for w, n in zip(widths, sizes)),
+        "reflect": all(max(w) < n for w, n in zip(widths, sizes)),
+        "replicate": True,
+    }
+    torch_mode = _TORCH_MODES.get(mode)
+    if torch_mode is not None and 1 <= k <= 3 and x.ndim == k + 1 and fits[torch_mode] and any(map(any, widths)):
+        if torch.compiler.is_compiling():
+            return _torch_pad(x, widths, torch_mode)
+        return _PadAxes.apply(x, widths, mode)
+    for i, (left, right) in enumerate(widths):
+        x = pad_axis(x, left, right, mode, x.ndim - k + i)
+    return x
+
+
+def _torch_pad(x: torch.Tensor, widths: list[tuple[int, int]], torch_mode: str) -> torch.Tensor:
+    flat = [v for w in reversed(widths) for v in w]  # F.pad lists the last axis first
+    return torch.nn.functional.pad(x.unsqueeze(1), flat, mode=torch_mode).squeeze(1)
+
+
+class _PadAxes(torch.autograd.Function):
+    """``F.pad`` forward; the backward folds the extensions back one axis at a time (:class:`_Fold`,
+    differentiable again), which is faster than ``F.pad``'s own backward of its circular mode."""
+
+    @staticmethod
+    def forward(ctx, x, widths, mode):  # type: ignore[no-untyped-def, override]
+        ctx.args = (x.shape, widths, mode)
+        return _torch_pad(x, widths, _TORCH_MODES[mode])
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        shape, widths, mode = ctx.args
+        k = len(widths)
+        for i in reversed(range(k)):
+            d = g.ndim - k + i
+            if any(widths[i]):
+                g = _Fold.apply(g, shape[d], *widths[i], mode, d)
+        return g, None, None
+
+
 def _extend(x: torch.Tensor, left: int, right: int, mode: str, dim: int) -> torch.Tensor:
     n = x.shape[dim]
     # the body is copied as is; only the two extensions are gathered (a gather along the last,
