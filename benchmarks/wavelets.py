@@ -4,9 +4,9 @@
 
 Cases: haar and db4, level 1 and 3, modes zero, symmetric and periodization. Operations: forward
 (wavedec2), inverse (waverec2), forward+inverse, and forward+backward (the gradient of the sum of
-all coefficients, into a fresh ``.grad``) for the differentiable libraries. Also times two plain copies of the input (the memory-traffic floor). Prints tables of
-ratios (peer time / subband time: above 1 means subband is faster) and writes one JSON row per
-case and library. Peers that are not installed are skipped (``pip install -e '.[bench]'``).
+all coefficients, into a fresh ``.grad``) for the differentiable libraries. Also times two plain
+copies of the input (the memory-traffic floor). Prints tables of ratios (peer time / subband time:
+above 1 means subband is faster) and writes one JSON row per case and library. Peers that are not installed are skipped (``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
