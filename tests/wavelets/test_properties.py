@@ -128,7 +128,7 @@ def test_gradcheck_haar_2d_both_sign_conventions(wavelet):
     assert torch.autograd.gradgradcheck(fwd_inv, (x,))
 
 
-@pytest.mark.parametrize("mode", ["periodization", "periodic", "reflect", "constant"])
+@pytest.mark.parametrize("mode", ["periodization", "periodic", "reflect", "constant", "symmetric"])
 def test_one_pass_extension_and_its_fold_agree_with_the_per_axis_ones(mode):
     """The modes ``F.pad`` has extend all axes in one pass (``pad_axes``), with the per-axis fold as
     backward: values, gradients and second derivatives match the per-axis extension."""

@@ -89,16 +89,24 @@ def pad_axis(x: torch.Tensor, left: int, right: int, mode: str, dim: int = -1) -
     return _Extend.apply(x, left, right, mode, dim)
 
 
-# PyWavelets' modes that ``F.pad`` has (``zero`` stays out: the transforms pad zeros inside the
-# convolution, or with a plain constant pad)
-_TORCH_MODES = {"periodic": "circular", "periodization": "circular", "reflect": "reflect", "constant": "replicate"}
+# PyWavelets' modes that ``F.pad`` has, and ``symmetric`` (half-sample): ``reflect``, then each
+# border mended by a mirrored copy of the samples inside it. ``zero`` stays out: the transforms pad
+# zeros inside the convolution, or with a plain constant pad.
+_TORCH_MODES = {
+    "periodic": "circular",
+    "periodization": "circular",
+    "reflect": "reflect",
+    "constant": "replicate",
+    "symmetric": "reflect",
+}
 
 
 def pad_axes(x: torch.Tensor, widths: list[tuple[int, int]], mode: str) -> torch.Tensor:
     """Extend the last ``len(widths)`` axes of ``x (B, *N)`` (one to three) by ``(left, right)`` each.
 
-    One ``F.pad`` call, which writes the extended tensor in one pass, where PyTorch has the mode and
-    the widths are within what it supports; otherwise :func:`pad_axis` along each axis.
+    One ``F.pad`` call, which writes the extended tensor in one pass, where PyTorch has the mode (or,
+    for ``symmetric``, its ``reflect`` with the borders mended) and the widths are within what it
+    supports; otherwise :func:`pad_axis` along each axis.
     """
     k = len(widths)
     sizes = x.shape[x.ndim - k :]
@@ -126,7 +134,15 @@ class _PadAxes(torch.autograd.Function):
     def forward(ctx, x, widths, mode):  # type: ignore[no-untyped-def, override]
         ctx.args = (x.shape, widths, mode)
         flat = [v for w in reversed(widths) for v in w]  # F.pad lists the last axis first
-        return torch.nn.functional.pad(x.unsqueeze(1), flat, mode=_TORCH_MODES[mode]).squeeze(1)
+        y = torch.nn.functional.pad(x.unsqueeze(1), flat, mode=_TORCH_MODES[mode]).squeeze(1)
+        if mode == "symmetric":  # whole-sample mirror -> half-sample: the border is the flipped edge
+            for i, (left, right) in enumerate(widths):
+                d, n = y.ndim - len(widths) + i, x.shape[x.ndim - len(widths) + i]
+                if left:
+                    y.narrow(d, 0, left).copy_(y.narrow(d, left, left).flip(d))
+                if right:
+                    y.narrow(d, left + n, right).copy_(y.narrow(d, left + n - right, right).flip(d))
+        return y
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
