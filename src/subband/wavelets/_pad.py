@@ -110,13 +110,15 @@ def pad_axes(x: torch.Tensor, widths: list[tuple[int, int]], mode: str) -> torch
     """
     k = len(widths)
     sizes = x.shape[x.ndim - k :]
+    if any(v < 0 for w in widths for v in w):
+        raise ValueError(f"pad widths must be >= 0, got {widths}")
     fits = {
         "circular": all(max(w) <= n for w, n in zip(widths, sizes)),
         "reflect": all(max(w) < n for w, n in zip(widths, sizes)),
         "replicate": True,
     }
     torch_mode = _TORCH_MODES.get(mode)
-    one_pass = torch_mode is not None and 1 <= k <= 3 and x.ndim == k + 1 and fits[torch_mode]
+    one_pass = torch_mode is not None and 1 <= k <= 3 and x.ndim == k + 1 and min(sizes) > 0 and fits[torch_mode]
     # compiled, the per-axis gathers and concatenations fuse better (F.pad's circular mode made the
     # compiled db4 periodization transforms 2x slower)
     if one_pass and any(map(any, widths)) and not torch.compiler.is_compiling():
@@ -264,8 +266,6 @@ def pad(x: torch.Tensor, pad_widths: int | tuple, mode: str) -> torch.Tensor:
         widths = [tuple(p) for p in pad_widths]
     if len(widths) != x.ndim:
         raise ValueError(f"pad_widths has {len(widths)} entries for a {x.ndim}-d tensor")
-    for d, (lo, hi) in enumerate(widths):
-        if mode == "periodization" and x.shape[d] % 2:
-            x = pad_axis(x, 0, 1, "constant", d)
-        x = pad_axis(x, int(lo), int(hi), mode, d)
-    return x
+    if mode == "periodization":  # odd lengths first gain a copy of their last sample
+        x = pad_axes(x[None], [(0, n % 2) for n in x.shape], "constant")[0]
+    return pad_axes(x[None], [(int(lo), int(hi)) for lo, hi in widths], mode)[0]
