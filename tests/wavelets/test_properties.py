@@ -130,8 +130,9 @@ def test_gradcheck_haar_2d_both_sign_conventions(wavelet):
 
 @pytest.mark.parametrize("mode", ["periodization", "periodic", "reflect", "constant", "symmetric"])
 def test_one_pass_extension_and_its_fold_agree_with_the_per_axis_ones(mode):
-    """The modes ``F.pad`` has (and symmetric, from its reflection) extend all axes in one pass (``pad_axes``), with the per-axis fold as
-    backward: values, gradients and second derivatives match the per-axis extension."""
+    """The modes ``F.pad`` has (and symmetric, from its reflection) extend all axes in one pass
+    (``pad_axes``), with the per-axis fold as backward: values, gradients and second derivatives
+    match the per-axis extension."""
     from subband.wavelets._pad import _PadAxes, pad_axes, pad_axis
 
     x = torch.randn(2, 7, 6, dtype=torch.float64, requires_grad=True)
