@@ -98,6 +98,30 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
             assert_close(_core._up2_haar(c.contiguous(memory_format=torch.channels_last).unbind(1), h), want_up)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("flen", [4, 6, 8])
+def test_flat_2d_passes_agree_with_the_convolution(flen, dtype):
+    """The 2-D path for longer filters (flat multiply-add passes on phase-split memory, with the
+    outputs that ran into the next row cropped) against the stride-2 convolution of the zero-padded
+    input and, for the synthesis, the transposed convolution; arbitrary filters (no symmetry),
+    with and without zero padding, bands contiguous or strided."""
+    from subband.wavelets import _core
+
+    f = torch.randn(2, flen, dtype=dtype)
+    L = flen // 2
+    x = torch.randn(3, 20, 18, dtype=dtype)
+    c = torch.randn(3, 4, 7, 6, dtype=dtype)
+    for p in (0, 1, L - 1):
+        want = _core._down_raw(_core._zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 2))
+        assert_close(_core._down2(x, f, p), want)
+        want_up = _core._up_raw(_core._zero_pad(c, p), _core.up_kernel(f, 2))
+        assert_close(_core._up2(c.unbind(1), f, p), want_up)  # strided bands
+        assert_close(_core._up2([b.contiguous() for b in c.unbind(1)], f, p), want_up)
+    # the bands of one analysis feed the synthesis where they are (views of one buffer)
+    bands = _core._down2(x, f, 0).unbind(1)
+    assert_close(_core._up2(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))
+
+
 def test_haar_sign_names_the_orthonormal_haar_bank_only():
     s = 2**-0.5
     assert [sw.Wavelet(n).haar_sign for n in ("haar", "db1", "bior1.1", "rbio1.1", "db2")] == [1, 1, 1, 1, 0]

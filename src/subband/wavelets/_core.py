@@ -8,8 +8,9 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
   high-pass filter (``'a'``=0, ``'d'``=1, so for 2-D: 0=aa, 1=ad, 2=da, 3=dd, PyWavelets' key order).
 - synthesis (polyphase): a stride-1 ``conv{k}d`` from the ``2**k`` bands (a list, in that order) to
   the ``2**k`` output phases with kernels of length ``F/2``, then the phases are interleaved.
-- in 2-D, filters longer than two go one axis at a time (`_down2`, `_up2`); the orthonormal Haar
-  bank is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
+- in 2-D, filters longer than two go one axis at a time as flat multiply-add passes on
+  phase-split memory (`_down2`, `_up2`); the orthonormal Haar bank is sums and differences
+  (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
@@ -64,57 +65,94 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
     return F.pad(x, (p, p) * (x.ndim - 2)) if p else x
 
 
-# ----- the 2-D path: two one-axis convolutions on phase-split, channels-last views
+# ----- the 2-D path for filters longer than two: flat multiply-add passes
 #
-# A row convolution then a column convolution (about 2F multiply-adds per coefficient instead of the
-# F*F of the outer-product kernel), arranged so that the column phase split of the analysis and the
-# column interleave of the synthesis are views of channels-last memory, and with the zero padding
-# of `zero` mode inside the convolutions. Used in 2-D for filters longer than two (the analysis
-# also needs even sizes, which the boundary extension always gives).
+# Along an axis whose samples are contiguous, a correlation is the same flat buffer read at shifted
+# offsets, so each tap is one contiguous multiply-add pass over the whole batch (oneDNN's
+# convolutions with the two to four channels of this problem run at a fraction of that speed).
+# Outputs near the end of a row read into the next row; they are computed and cropped. The
+# analysis splits the columns into their two phases first (the one copy of the forward), so the
+# column taps are contiguous; the synthesis ends by interleaving the two column phases.
 
 
-def _split_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Analysis weights: rows ``(bh, row phase, L, 1)``, then columns ``((bh, bw), (col phase, bh), 1, L)``."""
-    L = filters.shape[1] // 2
-    h = filters.view(2, L, 2).permute(0, 2, 1)  # (band, phase, k) = filters[band, 2k + phase]
-    eye = torch.eye(2, dtype=h.dtype, device=h.device)
-    cols = torch.einsum("ac,bpk->abpck", eye, h).reshape(4, 4, 1, L)  # block-diagonal in bh
-    return h.unsqueeze(3), cols
+def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``out = sum_k weights[k] * srcs[k]`` (0-dim weights), one pass per tap."""
+    torch.mul(srcs[0], weights[0], out=out)
+    for s, w in zip(srcs[1:], weights[1:]):
+        out.addcmul_(s, w)
+    return out
 
 
-def _merge_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Synthesis weights: rows ``((row phase, bw), (bh, bw), L, 1)``, columns ``((row phase, col phase),
-    (row phase, bw), 1, L)``; both block-diagonal in the axis they do not touch."""
-    L = filters.shape[1] // 2
-    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (phase, band, k) = filters[band, 2(L-1-k) + phase]
-    eye = torch.eye(2, dtype=h.dtype, device=h.device)
-    rows = torch.einsum("pbk,wv->pwbvk", h, eye).reshape(4, 4, L, 1)
-    cols = torch.einsum("ac,pbk->apcbk", eye, h).reshape(4, 4, 1, L)
-    return rows, cols
+def _zero_border(t: torch.Tensor, p: int) -> None:
+    """Zero the outer ``p`` samples of the last two axes, in place."""
+    for side in (t[..., :p, :], t[..., -p:, :], t[..., :p], t[..., -p:]):
+        side.zero_()
 
 
 def _down2(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
-    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> channels-last ``(B, 4, m, n)``."""
-    rows, cols = _split_kernels(filters)
-    B, H, W = x.shape
-    # (B, H, W) -> (B, 2 row phases, H/2, W), channels-last: the one copy of the forward
-    z = x.view(B, H // 2, 2, W).permute(0, 2, 1, 3).contiguous(memory_format=torch.channels_last)
-    r = F.conv2d(z, rows, padding=(p, 0))  # (B, bh, m, W); memory (B, m, W, bh)
-    m = r.shape[2]
-    # memory (B, m, W/2, col phase, bh) is channels-last (B, 4, m, W/2) with channel (col phase, bh)
-    q = r.permute(0, 2, 3, 1).reshape(B, m, W // 2, 4).permute(0, 3, 1, 2)
-    return F.conv2d(q, cols, padding=(0, p))  # (B, (bh, bw), m, n), channels-last
+    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> ``(B, 4, m, n)``: views of
+    band-major memory, each band's rows contiguous."""
+    B = x.shape[0]
+    L = filters.shape[1] // 2
+    Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
+    m, n = Hh - L + 1, Wh - L + 1
+    # split the columns into their phases, the one copy of the forward (zero padding becomes a
+    # border of p): (col phase, B, H/2, row phase, W/2)
+    xs = x.new_empty(2, B, Hh, 2, Wh)
+    xs[:, :, p : Hh - p, :, p : Wh - p].copy_(x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3))
+    if p:
+        for side in (xs[:, :, :p], xs[:, :, -p:], xs[..., :p], xs[..., -p:]):
+            side.zero_()
+    # columns: tap 2t + phase of output j reads xs[phase, j + t]; flat over (B, H/2, row phase, W/2)
+    xs = xs.view(2, -1)
+    T = xs.shape[1] - L + 1
+    taps = [xs[k % 2, k // 2 : k // 2 + T] for k in range(2 * L)]
+    cols = x.new_empty(2, B * Hh, 2, Wh)  # (bw, B * H/2, row phase, W/2)
+    for bw in range(2):
+        _mac(cols[bw].view(-1)[:T], taps, filters[bw])
+    # rows: tap 2t + phase of output row i reads row i + t of that row phase
+    R = B * Hh - L + 1
+    out = xs.view(4, B, Hh, Wh)  # xs is spent
+    for bw in range(2):
+        taps = [cols[bw, k // 2 : k // 2 + R, k % 2] for k in range(2 * L)]
+        for bh in range(2):
+            _mac(out[2 * bh + bw].view(B * Hh, Wh)[:R], taps, filters[bh])
+    # outputs whose taps ran into the next row (or image) are cropped
+    return out[:, :, :m, :n].transpose(0, 1)
 
 
-def _up2(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
-    """Channels-last bands ``c (B, 4, m, n)`` zero-padded by ``p`` -> ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
-    rows, cols = _merge_kernels(filters)
-    c = c.contiguous(memory_format=torch.channels_last)
-    r = F.conv2d(c, rows, padding=(p, 0))  # (B, (row phase, bw), m', n)
-    y = F.conv2d(r, cols, padding=(0, p))  # (B, (row phase, col phase), m', n')
-    B, _, m, n = y.shape
-    # memory (B, m', n', row phase, col phase) -> (B, m', row phase, n', col phase): the one copy
-    return y.permute(0, 2, 3, 1).reshape(B, m, n, 2, 2).transpose(2, 3).reshape(B, 2 * m, 2 * n)
+def _up2(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.Tensor:
+    """Four bands ``(B, m, n)``, each zero-padded by ``p`` -> ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
+    B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
+    L = filters.shape[1] // 2
+    m, n = M - L + 1, N - L + 1
+    h = filters.view(2, L, 2).flip(1)  # h[band, k, phase] = filters[band, 2(L-1-k) + phase]
+    buf = None
+    if p or not all(b.is_contiguous() for b in bands):  # one buffer for the four, zero border of p
+        buf = bands[0].new_empty(4, B, M, N)
+        for b, dst in zip(bands, buf):
+            dst[:, p : M - p, p : N - p].copy_(b)
+        if p:
+            _zero_border(buf, p)
+        bands = buf.unbind(0)
+    c = [b.view(-1) for b in bands]
+    # along the columns' axis: tap k of row i reads band row i + k, flat over (B, M, N)
+    T = B * M * N - (L - 1) * N
+    rows = c[0].new_empty(2, 2, B * M * N)  # (bw, row phase, ...)
+    for bw in range(2):
+        taps = [c[2 * bh + bw][k * N : k * N + T] for bh in range(2) for k in range(L)]
+        for ph in range(2):
+            _mac(rows[bw, ph, :T], taps, h[:, :, ph].flatten())
+    # along the rows: tap k of column j reads column j + k, flat over (row phase, B, M, N)
+    T = 2 * B * M * N - L + 1
+    taps = [rows[bw].view(-1)[k : k + T] for bw in range(2) for k in range(L)]
+    y = c[0].new_empty(2, 2, B, M, N) if buf is None else buf.view(2, 2, B, M, N)  # (col phase, row phase, ...)
+    for q in range(2):
+        _mac(y[q].view(-1)[:T], taps, h[:, :, q].flatten())
+    # crop, and interleave both phases in one pass: a complex number is a (col phase 0, 1) pair
+    y = y[:, :, :, :m, :n].permute(0, 2, 3, 1, 4)  # (col phase, B, m, row phase, n)
+    out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y.dtype, torch.complex64), device=y.device)
+    return torch.view_as_real(torch.complex(y[0], y[1], out=out)).view(B, 2 * m, 2 * n)
 
 
 def _down_raw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -167,10 +205,11 @@ def _down2_haar(x: torch.Tensor, h: int) -> torch.Tensor:
 
 
 def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
-    if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+    # the 2-D paths write into views, which does not survive tracing (ONNX export)
+    if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0 and not torch.jit.is_tracing():
         if filters.shape[1] > 2:
             return _down2(x, filters, p)
-        if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
+        if p == 0:
             return _down2_haar(x, haar) if haar else _down2_pairs(x, filters)
     return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
 
@@ -211,14 +250,12 @@ def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 
 
 def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
-    two_d = len(bands) == 4
-    if two_d and haar and p == 0 and not torch.jit.is_tracing():
-        return _up2_haar(bands, haar)
-    c = stack_bands(bands, filters.shape[1])
-    if two_d and filters.shape[1] > 2:
-        return _up2(c, filters, p)
-    if two_d and p == 0 and not torch.jit.is_tracing():
-        return _up2_pairs(c, filters)
+    if len(bands) == 4 and not torch.jit.is_tracing():
+        if filters.shape[1] > 2:
+            return _up2(bands, filters, p)
+        if p == 0:
+            return _up2_haar(bands, haar) if haar else _up2_pairs(torch.stack(list(bands), 1), filters)
+    c = torch.stack(list(bands), 1)
     return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
 
 
@@ -348,14 +385,6 @@ def synthesis(bands: Sequence[torch.Tensor], w: Wavelet, mode: str) -> torch.Ten
         start = 2 * (L // 2) - L + 1
         y = y[(slice(None),) + tuple(slice(start, start + 2 * ni) for ni in n)]
     return y
-
-
-def stack_bands(bands: Sequence[torch.Tensor], flen: int) -> torch.Tensor:
-    """``2**k`` bands ``(B, *n)`` -> ``(B, 2**k, *n)`` in the layout the synthesis convolves:
-    channels-last where the 2-D convolutions take it (:func:`_up2`), saving them a copy."""
-    if len(bands) == 4 and flen > 2:
-        return torch.stack(list(bands), -1).movedim(-1, 1)
-    return torch.stack(list(bands), 1)
 
 
 def band_keys(k: int) -> tuple[str, ...]:
