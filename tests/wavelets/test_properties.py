@@ -45,9 +45,10 @@ def test_orthogonal_periodization_preserves_energy():
     assert_close(energy, x.pow(2).sum())
 
 
+@pytest.mark.parametrize("shape", [(9, 10), (10, 12)])
 @pytest.mark.parametrize("mode", sw.MODES)
-def test_gradcheck_forward_and_inverse(mode):
-    x = torch.randn(2, 9, 10, dtype=torch.float64, requires_grad=True)
+def test_gradcheck_forward_and_inverse(mode, shape):
+    x = torch.randn(2, *shape, dtype=torch.float64, requires_grad=True)
 
     def fwd(t):
         c = sw.wavedec2(t, "db2", mode=mode, level=2)
