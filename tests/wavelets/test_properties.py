@@ -3,6 +3,7 @@ NaN propagation, modules against functions, and clear errors on bad input."""
 
 import math
 
+import numpy as np
 import pytest
 import pywt
 import torch
@@ -101,11 +102,12 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("flen", [4, 6, 8])
-def test_flat_2d_passes_agree_with_the_convolution(flen, dtype):
-    """The 2-D path for longer filters (flat multiply-add passes on phase-split memory, with the
-    outputs that ran into the next row cropped) against the stride-2 convolution of the zero-padded
-    input and, for the synthesis, the transposed convolution; arbitrary filters (no symmetry),
-    with and without zero padding, bands contiguous or strided."""
+def test_2d_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
+    """Both 2-D paths for filters longer than two (row and column convolutions; flat multiply-add
+    passes on phase-split memory, with the outputs that ran into the next row cropped) against the
+    stride-2 convolution of the zero-padded input and, for the synthesis, the transposed
+    convolution; arbitrary filters (no symmetry), with and without zero padding, bands contiguous
+    or strided."""
     from subband.wavelets import _core
 
     f = torch.randn(2, flen, dtype=dtype)
@@ -114,13 +116,35 @@ def test_flat_2d_passes_agree_with_the_convolution(flen, dtype):
     c = torch.randn(3, 4, 7, 6, dtype=dtype)
     for p in (0, 1, L - 1):
         want = _core._down_raw(_core._zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 2))
-        assert_close(_core._down2(x, f, p), want)
+        assert_close(_core._down2_flat(x, f, p), want)
+        assert_close(_core._down2_conv(x, f, p), want)
         want_up = _core._up_raw(_core._zero_pad(c, p), _core.up_kernel(f, 2))
-        assert_close(_core._up2(c.unbind(1), f, p), want_up)  # strided bands
-        assert_close(_core._up2([b.contiguous() for b in c.unbind(1)], f, p), want_up)
+        assert_close(_core._up2_flat(c.unbind(1), f, p), want_up)  # strided bands
+        assert_close(_core._up2_flat([b.contiguous() for b in c.unbind(1)], f, p), want_up)
+        assert_close(_core._up2_conv(c, f, p), want_up)
     # the bands of one analysis feed the synthesis where they are (views of one buffer)
-    bands = _core._down2(x, f, 0).unbind(1)
-    assert_close(_core._up2(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))
+    bands = _core._down2_flat(x, f, 0).unbind(1)
+    assert_close(_core._up2_flat(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_either_2d_path_matches_pywavelets_and_gradchecks(flat, monkeypatch):
+    """The choice between the two 2-D paths depends on the batch size; force each and check the
+    transforms against PyWavelets in every mode, and their gradients."""
+    from subband.wavelets import _core
+
+    monkeypatch.setattr(_core, "_flat_2d", lambda *args: flat)
+    x = np.random.default_rng(0).standard_normal((2, 13, 16))
+    for mode in sw.MODES:
+        got = sw.wavedec2(torch.from_numpy(x), "db3", mode=mode, level=2)
+        want = pywt.wavedec2(x, "db3", mode=mode, level=2)
+        for g, w in zip([got[0], *[d for lv in got[1:] for d in lv]], [want[0], *[d for lv in want[1:] for d in lv]]):
+            assert_close(g, torch.from_numpy(w))
+        assert_close(sw.waverec2(got, "db3", mode=mode), torch.from_numpy(pywt.waverec2(want, "db3", mode=mode)))
+    t = torch.randn(1, 10, 12, dtype=torch.float64, requires_grad=True)
+    fwd_inv = lambda v: sw.waverec2(sw.wavedec2(v, "db2", mode="symmetric", level=1), "db2", mode="symmetric")  # noqa: E731
+    assert torch.autograd.gradcheck(fwd_inv, (t,))
+    assert torch.autograd.gradgradcheck(fwd_inv, (t,))
 
 
 def test_haar_sign_names_the_orthonormal_haar_bank_only():

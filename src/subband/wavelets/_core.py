@@ -8,9 +8,10 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
   high-pass filter (``'a'``=0, ``'d'``=1, so for 2-D: 0=aa, 1=ad, 2=da, 3=dd, PyWavelets' key order).
 - synthesis (polyphase): a stride-1 ``conv{k}d`` from the ``2**k`` bands (a list, in that order) to
   the ``2**k`` output phases with kernels of length ``F/2``, then the phases are interleaved.
-- in 2-D, filters longer than two go one axis at a time as flat multiply-add passes on
-  phase-split memory (`_down2`, `_up2`); the orthonormal Haar bank is sums and differences
-  (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
+- in 2-D, filters longer than two go one axis at a time: as row and column convolutions
+  (`_down2_conv`, `_up2_conv`) or, on large CPU batches, as flat multiply-add passes on
+  phase-split memory (`_down2_flat`, `_up2_flat`; `_flat_2d` chooses); the orthonormal Haar bank
+  is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
@@ -68,11 +69,11 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
 # ----- the 2-D path for filters longer than two: flat multiply-add passes
 #
 # Along an axis whose samples are contiguous, a correlation is the same flat buffer read at shifted
-# offsets, so each tap is one contiguous multiply-add pass over the whole batch (oneDNN's
-# convolutions with the two to four channels of this problem run at a fraction of that speed).
-# Outputs near the end of a row read into the next row; they are computed and cropped. The
-# analysis splits the columns into their two phases first (the one copy of the forward), so the
-# column taps are contiguous; the synthesis ends by interleaving the two column phases.
+# offsets, so each tap is one contiguous multiply-add pass over the whole batch. Outputs near the
+# end of a row read into the next row; they are computed and cropped. The analysis splits the
+# columns into their two phases first (the one copy of the forward), so the column taps are
+# contiguous; the synthesis ends by interleaving the two column phases. Two calls per tap and axis
+# against the convolutions' one per axis, so this wins on large batches only (`_flat_2d`).
 
 
 def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -89,7 +90,7 @@ def _zero_border(t: torch.Tensor, p: int) -> None:
         side.zero_()
 
 
-def _down2(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> ``(B, 4, m, n)``: views of
     band-major memory, each band's rows contiguous."""
     B = x.shape[0]
@@ -121,7 +122,7 @@ def _down2(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     return out[:, :, :m, :n].transpose(0, 1)
 
 
-def _up2(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.Tensor:
+def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.Tensor:
     """Four bands ``(B, m, n)``, each zero-padded by ``p`` -> ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
     B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
     L = filters.shape[1] // 2
@@ -153,6 +154,58 @@ def _up2(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.
     y = y[:, :, :, :m, :n].permute(0, 2, 3, 1, 4)  # (col phase, B, m, row phase, n)
     out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y.dtype, torch.complex64), device=y.device)
     return torch.view_as_real(torch.complex(y[0], y[1], out=out)).view(B, 2 * m, 2 * n)
+
+
+# ----- the 2-D path for filters longer than two, as row and column convolutions
+#
+# A row convolution then a column convolution (about 2F multiply-adds per coefficient instead of the
+# F*F of the outer-product kernel), arranged so that the column phase split of the analysis and the
+# column interleave of the synthesis are views of channels-last memory, and with the zero padding
+# of `zero` mode inside the convolutions.
+
+
+def _split_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analysis weights: rows ``(bh, row phase, L, 1)``, then columns ``((bh, bw), (col phase, bh), 1, L)``."""
+    L = filters.shape[1] // 2
+    h = filters.view(2, L, 2).permute(0, 2, 1)  # (band, phase, k) = filters[band, 2k + phase]
+    eye = torch.eye(2, dtype=h.dtype, device=h.device)
+    cols = torch.einsum("ac,bpk->abpck", eye, h).reshape(4, 4, 1, L)  # block-diagonal in bh
+    return h.unsqueeze(3), cols
+
+
+def _merge_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthesis weights: rows ``((row phase, bw), (bh, bw), L, 1)``, columns ``((row phase, col phase),
+    (row phase, bw), 1, L)``; both block-diagonal in the axis they do not touch."""
+    L = filters.shape[1] // 2
+    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (phase, band, k) = filters[band, 2(L-1-k) + phase]
+    eye = torch.eye(2, dtype=h.dtype, device=h.device)
+    rows = torch.einsum("pbk,wv->pwbvk", h, eye).reshape(4, 4, L, 1)
+    cols = torch.einsum("ac,pbk->apcbk", eye, h).reshape(4, 4, 1, L)
+    return rows, cols
+
+
+def _down2_conv(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> channels-last ``(B, 4, m, n)``."""
+    rows, cols = _split_kernels(filters)
+    B, H, W = x.shape
+    # (B, H, W) -> (B, 2 row phases, H/2, W), channels-last: the one copy of the forward
+    z = x.view(B, H // 2, 2, W).permute(0, 2, 1, 3).contiguous(memory_format=torch.channels_last)
+    r = F.conv2d(z, rows, padding=(p, 0))  # (B, bh, m, W); memory (B, m, W, bh)
+    m = r.shape[2]
+    # memory (B, m, W/2, col phase, bh) is channels-last (B, 4, m, W/2) with channel (col phase, bh)
+    q = r.permute(0, 2, 3, 1).reshape(B, m, W // 2, 4).permute(0, 3, 1, 2)
+    return F.conv2d(q, cols, padding=(0, p))  # (B, (bh, bw), m, n), channels-last
+
+
+def _up2_conv(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
+    """Channels-last bands ``c (B, 4, m, n)`` zero-padded by ``p`` -> ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
+    rows, cols = _merge_kernels(filters)
+    c = c.contiguous(memory_format=torch.channels_last)
+    r = F.conv2d(c, rows, padding=(p, 0))  # (B, (row phase, bw), m', n)
+    y = F.conv2d(r, cols, padding=(0, p))  # (B, (row phase, col phase), m', n')
+    B, _, m, n = y.shape
+    # memory (B, m', n', row phase, col phase) -> (B, m', row phase, n', col phase): the one copy
+    return y.permute(0, 2, 3, 1).reshape(B, m, n, 2, 2).transpose(2, 3).reshape(B, 2 * m, 2 * n)
 
 
 def _down_raw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -204,12 +257,22 @@ def _down2_haar(x: torch.Tensor, h: int) -> torch.Tensor:
     return out
 
 
+def _flat_2d(t: torch.Tensor, numel: int, flen: int) -> bool:
+    """Whether the flat passes (:func:`_down2_flat`, :func:`_up2_flat`) beat the two convolutions
+    for ``numel`` samples of ``t``'s dtype and device (measured on a 2-core x86 CPU: oneDNN has no
+    float64 kernels; in float32 the passes win from about a million samples with filters of up to
+    eight taps, and the convolutions' fewer calls below that or with longer filters)."""
+    if t.device.type != "cpu" or torch.jit.is_tracing():  # the passes write into views: no tracing
+        return False
+    return numel >= 1 << 16 if t.dtype == torch.float64 else flen <= 8 and numel >= 1 << 20
+
+
 def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
-    # the 2-D paths write into views, which does not survive tracing (ONNX export)
-    if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0 and not torch.jit.is_tracing():
+    if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         if filters.shape[1] > 2:
-            return _down2(x, filters, p)
-        if p == 0:
+            flat = _flat_2d(x, x.numel(), filters.shape[1])
+            return (_down2_flat if flat else _down2_conv)(x, filters, p)
+        if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
             return _down2_haar(x, haar) if haar else _down2_pairs(x, filters)
     return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
 
@@ -250,10 +313,13 @@ def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 
 
 def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
-    if len(bands) == 4 and not torch.jit.is_tracing():
+    if len(bands) == 4:
         if filters.shape[1] > 2:
-            return _up2(bands, filters, p)
-        if p == 0:
+            if _flat_2d(bands[0], 4 * bands[0].numel(), filters.shape[1]):
+                return _up2_flat(bands, filters, p)
+            # stacked channels-last, the layout the convolutions read without a copy
+            return _up2_conv(torch.stack(list(bands), -1).movedim(-1, 1), filters, p)
+        if p == 0 and not torch.jit.is_tracing():
             return _up2_haar(bands, haar) if haar else _up2_pairs(torch.stack(list(bands), 1), filters)
     c = torch.stack(list(bands), 1)
     return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
