@@ -84,9 +84,9 @@ def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[torc
     return out
 
 
-def _zero_border(t: torch.Tensor, p: int) -> None:
-    """Zero the outer ``p`` samples of the last two axes, in place."""
-    for side in (t[..., :p, :], t[..., -p:, :], t[..., :p], t[..., -p:]):
+def _zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
+    """Zero the outer ``p`` samples along ``row_dim`` and the last axis, in place."""
+    for side in (t.narrow(row_dim, 0, p), t.narrow(row_dim, t.shape[row_dim] - p, p), t[..., :p], t[..., -p:]):
         side.zero_()
 
 
@@ -102,8 +102,7 @@ def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     xs = x.new_empty(2, B, Hh, 2, Wh)
     xs[:, :, p : Hh - p, :, p : Wh - p].copy_(x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3))
     if p:
-        for side in (xs[:, :, :p], xs[:, :, -p:], xs[..., :p], xs[..., -p:]):
-            side.zero_()
+        _zero_border(xs, p, row_dim=2)
     # columns: tap 2t + phase of output j reads xs[phase, j + t]; flat over (B, H/2, row phase, W/2)
     xs = xs.view(2, -1)
     T = xs.shape[1] - L + 1
