@@ -259,11 +259,11 @@ def _down2_haar(x: torch.Tensor, h: int) -> torch.Tensor:
 def _flat_2d(t: torch.Tensor, numel: int, flen: int) -> bool:
     """Whether the flat passes (:func:`_down2_flat`, :func:`_up2_flat`) beat the two convolutions
     for ``numel`` samples of ``t``'s dtype and device (measured on a 2-core x86 CPU: oneDNN has no
-    float64 kernels; in float32 the passes win from about a million samples with filters of up to
+    float64 kernels; in float32 the passes win from about half a million samples with filters of up to
     eight taps, and the convolutions' fewer calls below that or with longer filters)."""
     if t.device.type != "cpu" or torch.jit.is_tracing():  # the passes write into views: no tracing
         return False
-    return numel >= 1 << 16 if t.dtype == torch.float64 else flen <= 8 and numel >= 1 << 20
+    return numel >= 1 << 16 if t.dtype == torch.float64 else flen <= 8 and numel >= 1 << 19
 
 
 def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
