@@ -76,11 +76,12 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
 # against the convolutions' one per axis, so this wins on large batches only (`_flat_2d`).
 
 
-def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``out = sum_k weights[k] * srcs[k]`` (0-dim weights), one pass per tap."""
+def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """``out = sum_k weights[k] * srcs[k]``, one pass per tap (weights as numbers: these passes run
+    on the CPU only, and a number is the cheapest operand to dispatch)."""
     torch.mul(srcs[0], weights[0], out=out)
     for s, w in zip(srcs[1:], weights[1:]):
-        out.addcmul_(s, w)
+        out.add_(s, alpha=w)
     return out
 
 
@@ -103,20 +104,21 @@ def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     xs[:, :, p : Hh - p, :, p : Wh - p].copy_(x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3))
     if p:
         _zero_border(xs, p, row_dim=2)
+    f = filters.tolist()
     # columns: tap 2t + phase of output j reads xs[phase, j + t]; flat over (B, H/2, row phase, W/2)
     xs = xs.view(2, -1)
     T = xs.shape[1] - L + 1
     taps = [xs[k % 2, k // 2 : k // 2 + T] for k in range(2 * L)]
     cols = x.new_empty(2, B * Hh, 2, Wh)  # (bw, B * H/2, row phase, W/2)
     for bw in range(2):
-        _mac(cols[bw].view(-1)[:T], taps, filters[bw])
+        _mac(cols[bw].view(-1)[:T], taps, f[bw])
     # rows: tap 2t + phase of output row i reads row i + t of that row phase
     R = B * Hh - L + 1
     out = xs.view(4, B, Hh, Wh)  # xs is spent
     for bw in range(2):
         taps = [cols[bw, k // 2 : k // 2 + R, k % 2] for k in range(2 * L)]
         for bh in range(2):
-            _mac(out[2 * bh + bw].view(B * Hh, Wh)[:R], taps, filters[bh])
+            _mac(out[2 * bh + bw].view(B * Hh, Wh)[:R], taps, f[bh])
     # outputs whose taps ran into the next row (or image) are cropped
     return out[:, :, :m, :n].transpose(0, 1)
 
@@ -126,7 +128,7 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
     L = filters.shape[1] // 2
     m, n = M - L + 1, N - L + 1
-    h = filters.view(2, L, 2).flip(1)  # h[band, k, phase] = filters[band, 2(L-1-k) + phase]
+    h = filters.view(2, L, 2).flip(1).tolist()  # h[band][k][phase] = filters[band, 2(L-1-k) + phase]
     buf = None
     if p or not all(b.is_contiguous() for b in bands):  # one buffer for the four, zero border of p
         buf = bands[0].new_empty(4, B, M, N)
@@ -142,13 +144,13 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     for bw in range(2):
         taps = [c[2 * bh + bw][k * N : k * N + T] for bh in range(2) for k in range(L)]
         for ph in range(2):
-            _mac(rows[bw, ph, :T], taps, h[:, :, ph].flatten())
+            _mac(rows[bw, ph, :T], taps, [h[bh][k][ph] for bh in range(2) for k in range(L)])
     # along the rows: tap k of column j reads column j + k, flat over (row phase, B, M, N)
     T = 2 * B * M * N - L + 1
     taps = [rows[bw].view(-1)[k : k + T] for bw in range(2) for k in range(L)]
     y = c[0].new_empty(2, 2, B, M, N) if buf is None else buf.view(2, 2, B, M, N)  # (col phase, row phase, ...)
     for q in range(2):
-        _mac(y[q].view(-1)[:T], taps, h[:, :, q].flatten())
+        _mac(y[q].view(-1)[:T], taps, [h[bw][k][q] for bw in range(2) for k in range(L)])
     # crop, and interleave both phases in one pass: a complex number is a (col phase 0, 1) pair
     y = y[:, :, :, :m, :n].permute(0, 2, 3, 1, 4)  # (col phase, B, m, row phase, n)
     out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y.dtype, torch.complex64), device=y.device)
