@@ -122,7 +122,7 @@ def test_2d_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
         assert_close(_core._up2_flat(c.unbind(1), f, p), want_up)  # strided bands
         assert_close(_core._up2_flat([b.contiguous() for b in c.unbind(1)], f, p), want_up)
         assert_close(_core._up2_conv(c, f, p), want_up)
-    # the bands of one analysis feed the synthesis where they are (views of one buffer)
+    # the bands of one analysis (cropped views of one buffer) feed the synthesis
     bands = _core._down2_flat(x, f, 0).unbind(1)
     assert_close(_core._up2_flat(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))
 
