@@ -396,7 +396,7 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0) -> tuple[torch.Tensor, ...]:
     """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
     outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
-    :func:`band_keys` order (views of one channels-last ``(B, 2**k, *n)`` tensor in 2-D).
+    :func:`band_keys` order (views of one ``(B, 2**k, *n)`` tensor: channels-last or band-major in 2-D).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
