@@ -9,8 +9,8 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
 - synthesis (polyphase): a stride-1 ``conv{k}d`` from the ``2**k`` bands (a list, in that order) to
   the ``2**k`` output phases with kernels of length ``F/2``, then the phases are interleaved.
 - in 2-D, filters longer than two go one axis at a time: as row and column convolutions
-  (`_down2_conv`, `_up2_conv`) or, on large CPU batches, as flat multiply-add passes and matrix
-  products on phase-split memory (`_down2_flat`, `_up2_flat`; `_flat_2d` chooses); the orthonormal Haar bank
+  (`_down2_conv`, `_up2_conv`) or, on large CPU batches, as flat multiply-add passes on
+  phase-split memory (`_down2_flat`, `_up2_flat`; `_flat_2d` chooses); the orthonormal Haar bank
   is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
@@ -66,16 +66,14 @@ def _zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
     return F.pad(x, (p, p) * (x.ndim - 2)) if p else x
 
 
-# ----- the 2-D path for filters longer than two: flat multiply-add passes and matrix products
+# ----- the 2-D path for filters longer than two: flat multiply-add passes
 #
 # Along an axis whose samples are contiguous, a correlation is the same flat buffer read at shifted
 # offsets, so each tap is one contiguous multiply-add pass over the whole batch. Outputs near the
 # end of a row read into the next row; they are computed and cropped. The analysis splits the
 # columns into their two phases first (the one copy of the forward), so the column taps are
-# contiguous; the synthesis ends by interleaving the two column phases. Across rows, the analysis
-# reads 2L whole rows per output row, a matrix that overlapping strides give without a copy, so
-# that axis is one batched matrix product per band pair (the passes would read strided rows). More
-# calls than the convolutions' one per axis, so this wins on large batches only (`_flat_2d`).
+# contiguous; the synthesis ends by interleaving the two column phases. Two calls per tap and axis
+# against the convolutions' one per axis, so this wins on large batches only (`_flat_2d`).
 
 
 def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
@@ -94,8 +92,8 @@ def _zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
 
 
 def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
-    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> ``(B, 2 bh, 2 bw, m, n)``:
-    a view of ``(bw, B, m, bh, n)`` memory, each band's rows contiguous."""
+    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> ``(B, 4, m, n)``: views of
+    band-major memory, each band's rows contiguous."""
     B = x.shape[0]
     L = filters.shape[1] // 2
     Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
@@ -114,14 +112,15 @@ def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     cols = x.new_empty(2, B * Hh, 2, Wh)  # (bw, B * H/2, row phase, W/2)
     for bw in range(2):
         _mac(cols[bw].view(-1)[:T], taps, f[bw])
-    # rows: output row i reads rows i .. i+L-1 of both row phases, 2L contiguous rows of cols: one
-    # matrix product per output row, (2 bh, 2L) @ (2L, W/2), over overlapping windows (no copy)
+    # rows: tap 2t + phase of output row i reads row i + t of that row phase
     R = B * Hh - L + 1
-    out = xs.view(2, B * Hh, 2, Wh)  # (bw, B * H/2, bh, W/2); xs is spent
+    out = xs.view(4, B, Hh, Wh)  # xs is spent
     for bw in range(2):
-        torch.matmul(filters, cols[bw].as_strided((R, 2 * L, Wh), (2 * Wh, Wh, 1)), out=out[bw, :R])
+        taps = [cols[bw, k // 2 : k // 2 + R, k % 2] for k in range(2 * L)]
+        for bh in range(2):
+            _mac(out[2 * bh + bw].view(B * Hh, Wh)[:R], taps, f[bh])
     # outputs whose taps ran into the next row (or image) are cropped
-    return out.view(2, B, Hh, 2, Wh).permute(1, 3, 0, 2, 4)[..., :m, :n]
+    return out[:, :, :m, :n].transpose(0, 1)
 
 
 def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.Tensor:
@@ -263,22 +262,21 @@ def _flat_2d(t: torch.Tensor, numel: int, flen: int) -> bool:
     """Whether the flat passes (:func:`_down2_flat`, :func:`_up2_flat`) beat the two convolutions
     for ``numel`` samples of ``t``'s dtype and device (measured on a 2-core x86 CPU: oneDNN has no
     float64 kernels; in float32 the passes win from about 200 thousand samples with filters of up to
-    14 taps, and the convolutions' fewer calls below that or with longer filters)."""
+    14 taps (the synthesis by 1.1-1.5x, the analysis breaks even), and the convolutions' fewer calls
+    below that or with longer filters)."""
     if t.device.type != "cpu" or torch.jit.is_tracing():  # the passes write into views: no tracing
         return False
     return numel >= 1 << 16 if t.dtype == torch.float64 else flen <= 14 and numel >= 3 << 16
 
 
-def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tuple[torch.Tensor, ...]:
-    """The ``2**k`` bands of :func:`down`, by the fastest path for the input."""
+def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
     if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         if filters.shape[1] > 2:
-            if _flat_2d(x, x.numel(), filters.shape[1]):
-                return tuple(b for bh in _down2_flat(x, filters, p).unbind(1) for b in bh.unbind(1))
-            return _down2_conv(x, filters, p).unbind(1)
+            flat = _flat_2d(x, x.numel(), filters.shape[1])
+            return (_down2_flat if flat else _down2_conv)(x, filters, p)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
-            return (_down2_haar(x, haar) if haar else _down2_pairs(x, filters)).unbind(1)
-    return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1)).unbind(1)
+            return _down2_haar(x, haar) if haar else _down2_pairs(x, filters)
+    return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
 
 
 def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -340,7 +338,7 @@ class _Down(torch.autograd.Function):
         ctx.save_for_backward(filters)
         ctx.size, ctx.p, ctx.haar = x.shape[1:], p, haar
         # one output per band: their gradients reach the backward apart, with no stacking copy
-        return _down_any(x, filters, p, haar)
+        return _down_any(x, filters, p, haar).unbind(1)
 
     @staticmethod
     def backward(ctx, *grads):  # type: ignore[no-untyped-def, override]
@@ -399,7 +397,7 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0) -> tuple[torch.Tensor, ...]:
     """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
     outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
-    :func:`band_keys` order (views of one tensor, e.g. ``(B, 2**k, *n)`` or, in 2-D, channels-last).
+    :func:`band_keys` order (views of one ``(B, 2**k, *n)`` tensor: channels-last or band-major in 2-D).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
