@@ -217,7 +217,7 @@ def main():
     p.add_argument("--shape", type=int, nargs="+", default=[16, 3, 256, 256])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-run-time", type=float, default=1.5, help="seconds per measurement, split over the rounds")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median over rounds is reported")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median over rounds is reported")
     p.add_argument("--wavelets", nargs="+", default=["haar", "db4"])
     p.add_argument("--levels", type=int, nargs="+", default=[1, 3])
     p.add_argument("--modes", nargs="+", default=["zero", "symmetric", "periodization"])
