@@ -262,8 +262,8 @@ def _flat_2d(t: torch.Tensor, numel: int, flen: int) -> bool:
     """Whether the flat passes (:func:`_down2_flat`, :func:`_up2_flat`) beat the two convolutions
     for ``numel`` samples of ``t``'s dtype and device (measured on a 2-core x86 CPU: oneDNN has no
     float64 kernels; in float32 the passes win from about 200 thousand samples with filters of up to
-    14 taps (the synthesis by 1.1-1.5x, the analysis breaks even), and the convolutions' fewer calls
-    below that or with longer filters)."""
+    14 taps (near that size and for 12-14 taps, the synthesis by 1.1-1.5x while the analysis breaks
+    even), and the convolutions' fewer calls below that or with longer filters)."""
     if t.device.type != "cpu" or torch.jit.is_tracing():  # the passes write into views: no tracing
         return False
     return numel >= 1 << 16 if t.dtype == torch.float64 else flen <= 14 and numel >= 3 << 16
