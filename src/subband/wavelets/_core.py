@@ -49,12 +49,18 @@ def down_kernel(filters: torch.Tensor, k: int) -> torch.Tensor:
     return outer([filters] * k).unsqueeze(1)
 
 
+def synthesis_taps(filters: torch.Tensor) -> torch.Tensor:
+    """The ``(2, F)`` synthesis filters as one-axis polyphase taps ``(2 phases, 2 bands, L)``:
+    ``h[p, b, k] = filters[b, 2(L-1-k) + p]``, the weight of band sample ``i + k`` in output
+    sample ``2i + p``."""
+    return filters.view(2, filters.shape[1] // 2, 2).flip(1).permute(2, 0, 1)
+
+
 def up_kernel(filters: torch.Tensor, k: int) -> torch.Tensor:
     """Polyphase conv weight ``(2**k phases, 2**k bands, L, ..., L)``: the transposed stride-2
     convolution with the ``(2, F)`` filters, written as a stride-1 convolution per output phase."""
     L = filters.shape[1] // 2
-    # h[p, b, k] = f_b[2(L-1-k) + p]  -> per axis (2 phases, 2 bands, L)
-    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (p, b, k)
+    h = synthesis_taps(filters)  # per axis (2 phases, 2 bands, L)
     w = outer([h.reshape(4, L)] * k)  # (4**k, L..): index bits interleave (p1 b1 p2 b2 ...)
     w = w.view((2, 2) * k + (L,) * k)
     perm = [2 * i for i in range(k)] + [2 * i + 1 for i in range(k)] + list(range(2 * k, 3 * k))
@@ -128,7 +134,7 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
     L = filters.shape[1] // 2
     m, n = M - L + 1, N - L + 1
-    h = filters.view(2, L, 2).flip(1).tolist()  # h[band][k][phase] = filters[band, 2(L-1-k) + phase]
+    g = synthesis_taps(filters).reshape(2, 2 * L).tolist()  # g[phase] over (band, k)
     buf = None
     if p or not all(b.is_contiguous() for b in bands):  # one buffer for the four, zero border of p
         buf = bands[0].new_empty(4, B, M, N)
@@ -144,13 +150,13 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     for bw in range(2):
         taps = [c[2 * bh + bw][k * N : k * N + T] for bh in range(2) for k in range(L)]
         for ph in range(2):
-            _mac(rows[bw, ph, :T], taps, [h[bh][k][ph] for bh in range(2) for k in range(L)])
+            _mac(rows[bw, ph, :T], taps, g[ph])
     # along the rows: tap k of column j reads column j + k, flat over (row phase, B, M, N)
     T = 2 * B * M * N - L + 1
     taps = [rows[bw].view(-1)[k : k + T] for bw in range(2) for k in range(L)]
     y = c[0].new_empty(2, 2, B, M, N) if buf is None else buf.view(2, 2, B, M, N)  # (col phase, row phase, ...)
     for q in range(2):
-        _mac(y[q].view(-1)[:T], taps, [h[bw][k][q] for bw in range(2) for k in range(L)])
+        _mac(y[q].view(-1)[:T], taps, g[q])
     # crop, and interleave both phases in one pass: a complex number is a (col phase 0, 1) pair
     y = y[:, :, :, :m, :n].permute(0, 2, 3, 1, 4)  # (col phase, B, m, row phase, n)
     out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y.dtype, torch.complex64), device=y.device)
@@ -178,7 +184,7 @@ def _merge_kernels(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthesis weights: rows ``((row phase, bw), (bh, bw), L, 1)``, columns ``((row phase, col phase),
     (row phase, bw), 1, L)``; both block-diagonal in the axis they do not touch."""
     L = filters.shape[1] // 2
-    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (phase, band, k) = filters[band, 2(L-1-k) + phase]
+    h = synthesis_taps(filters)  # (phase, band, k)
     eye = torch.eye(2, dtype=h.dtype, device=h.device)
     rows = torch.einsum("pbk,wv->pwbvk", h, eye).reshape(4, 4, L, 1)
     cols = torch.einsum("ac,pbk->apcbk", eye, h).reshape(4, 4, 1, L)
@@ -383,7 +389,7 @@ def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """:func:`up` as multiply-adds per output phase, one axis after the other (for ``torch.compile``)."""
     k, L = c.ndim - 2, filters.shape[1] // 2
-    h = filters.view(2, L, 2).flip(1).permute(2, 0, 1)  # (phase, band, tap)
+    h = synthesis_taps(filters)  # (phase, band, tap)
     y = c.reshape((c.shape[0],) + (2,) * k + tuple(c.shape[2:]))  # (B, 2, .., 2, *n)
     for _ in range(k):
         # contract the leading band bit; its axis sits at dim k once that bit is gone
