@@ -101,6 +101,20 @@ def test_wavedec2_waverec2(wavelet, mode, shape):
     assert_close(sw.idwt2(got, wavelet, mode=mode), pywt.idwt2(ref, wavelet, mode))
 
 
+@pytest.mark.parametrize("wavelet", ["db4", "sym5", "coif2", "bior3.5"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wavedec2_waverec2_large_batch(wavelet, dtype):
+    """A batch large enough for the flat passes on the CPU (the lattice for orthogonal banks, the
+    filter taps for biorthogonal ones), chosen by the dispatcher itself, in three modes."""
+    x = np.random.default_rng(1).standard_normal((3, 2, 128, 130)).astype(dtype)
+    for mode in ("zero", "symmetric", "periodization"):
+        ref = pywt.wavedec2(x.astype(np.float64), wavelet, mode, level=2)
+        got = sw.wavedec2(torch.from_numpy(x), wavelet, mode=mode, level=2)
+        for r, g in zip([ref[0], *[d for lv in ref[1:] for d in lv]], [got[0], *[d for lv in got[1:] for d in lv]]):
+            assert_close(g, r.astype(dtype))
+        assert_close(sw.waverec2(got, wavelet, mode=mode), x)
+
+
 @pytest.mark.parametrize("wavelet", ["haar", "db2", "sym3", "bior2.2"])
 @pytest.mark.parametrize("mode", MODES)
 def test_wavedecn_waverecn_3d(wavelet, mode):

@@ -127,13 +127,14 @@ def test_2d_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
     assert_close(_core._up2_flat(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))
 
 
-@pytest.mark.parametrize("flat", [True, False])
-def test_either_2d_path_matches_pywavelets_and_gradchecks(flat, monkeypatch):
-    """The choice between the two 2-D paths depends on the batch size; force each and check the
-    transforms against PyWavelets in every mode, and their gradients."""
-    from subband.wavelets import _core
+@pytest.mark.parametrize("path", ["conv", "flat", "lattice"])
+def test_every_2d_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
+    """The choice between the 2-D paths for longer filters depends on the batch size and the bank;
+    force each and check the transforms against PyWavelets in every mode, and their gradients."""
+    from subband.wavelets import _core, _lattice
 
-    monkeypatch.setattr(_core, "_flat_2d", lambda *args: flat)
+    monkeypatch.setattr(_core, "_flat_2d", lambda *args: path != "conv")
+    monkeypatch.setattr(_core, "_lattice_of", lambda t, n, taps: _lattice.lattice(taps) if path == "lattice" else None)
     x = np.random.default_rng(0).standard_normal((2, 13, 16))
     for mode in sw.MODES:
         got = sw.wavedec2(torch.from_numpy(x), "db3", mode=mode, level=2)
@@ -145,6 +146,39 @@ def test_either_2d_path_matches_pywavelets_and_gradchecks(flat, monkeypatch):
     fwd_inv = lambda v: sw.waverec2(sw.wavedec2(v, "db2", mode="symmetric", level=1), "db2", mode="symmetric")  # noqa: E731
     assert torch.autograd.gradcheck(fwd_inv, (t,))
     assert torch.autograd.gradgradcheck(fwd_inv, (t,))
+
+
+ORTHOGONAL = [f"db{i}" for i in range(2, 11)] + [f"sym{i}" for i in range(2, 11)] + ["coif1", "coif2", "coif3"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
+    """Every orthogonal bank of up to 20 taps factors into a lattice in float32 (in float64 the
+    Daubechies and coiflet banks do; PyWavelets' symlet coefficients are rounded short of float64
+    precision, so those keep the direct passes), biorthogonal banks never; the lattice's analysis
+    and synthesis match the stride-2 and the transposed convolution, with and without zero padding."""
+    from subband.wavelets import _core, _lattice
+
+    for name in ORTHOGONAL + ["bior2.2", "rbio3.5"]:
+        w = sw.Wavelet(name)
+        f, g = w.analysis(dtype, "cpu"), w.synthesis(dtype, "cpu")
+        down = _lattice.lattice(f.view(2, -1, 2).transpose(0, 1))
+        up = _lattice.lattice(_core.synthesis_taps(g).permute(2, 0, 1))
+        if name.startswith("bior") or name.startswith("rbio"):
+            assert down is None and up is None, name
+            continue
+        if name.startswith("sym") and dtype == torch.float64 and (down is None or up is None):
+            continue
+        assert down is not None and up is not None, name
+        assert np.allclose(_lattice.polyphase(down), f.view(2, -1, 2).transpose(0, 1).double().numpy())
+        L = f.shape[1] // 2
+        x = torch.randn(3, 2 * L + 10, 2 * L + 6, dtype=dtype)
+        c = torch.randn(3, 4, L + 3, L + 5, dtype=dtype)
+        for p in (0, L - 1):
+            want = _core._down_raw(_core._zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 2))
+            assert_close(torch.stack(_lattice.down2(x, down, p), 1), want)
+            want_up = _core._up_raw(_core._zero_pad(c, p), _core.up_kernel(g, 2))
+            assert_close(_lattice.up2(c.unbind(1), up, p), want_up)
 
 
 def test_haar_sign_names_the_orthonormal_haar_bank_only():

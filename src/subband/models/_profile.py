@@ -104,10 +104,11 @@ def alternating_ms(
 
 
 def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak bytes PyTorch allocates on the CPU while ``fn`` runs (from the profiler's memory events)."""
+    """Peak bytes PyTorch allocates on the CPU while ``fn`` runs: the running sum of the allocator's
+    events (allocations and frees) in the order they happened."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
         fn()
-    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in p.events() if e.self_cpu_memory_usage)
+    events = sorted((e.start_ns(), e.nbytes()) for e in p.profiler.kineto_results.events() if e.name() == "[memory]")
     current = peak = 0
     for _, nbytes in events:
         current += nbytes

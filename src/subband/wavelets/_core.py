@@ -10,8 +10,9 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
   the ``2**k`` output phases with kernels of length ``F/2``, then the phases are interleaved.
 - in 2-D, filters longer than two go one axis at a time: as row and column convolutions
   (`_down2_conv`, `_up2_conv`) or, on large CPU batches, as flat multiply-add passes on
-  phase-split memory (`_down2_flat`, `_up2_flat`; `_flat_2d` chooses); the orthonormal Haar bank
-  is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
+  phase-split memory: for orthogonal banks a lattice of 2x2 steps (`_lattice.down2`, `_lattice.up2`),
+  for the others the filter taps (`_down2_flat`, `_up2_flat`); `_flat_2d` chooses. The orthonormal
+  Haar bank is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
@@ -29,8 +30,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from . import _lattice
 from ._filters import Wavelet
-from ._pad import pad_axes
+from ._pad import pad_axes, zero_border
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -91,12 +93,6 @@ def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[floa
     return out
 
 
-def _zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
-    """Zero the outer ``p`` samples along ``row_dim`` and the last axis, in place."""
-    for side in (t.narrow(row_dim, 0, p), t.narrow(row_dim, t.shape[row_dim] - p, p), t[..., :p], t[..., -p:]):
-        side.zero_()
-
-
 def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> ``(B, 4, m, n)``: views of
     band-major memory, each band's rows contiguous."""
@@ -109,7 +105,7 @@ def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     xs = x.new_empty(2, B, Hh, 2, Wh)
     xs[:, :, p : Hh - p, :, p : Wh - p].copy_(x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3))
     if p:
-        _zero_border(xs, p, row_dim=2)
+        zero_border(xs, p, row_dim=2)
     f = filters.tolist()
     # columns: tap 2t + phase of output j reads xs[phase, j + t]; flat over (B, H/2, row phase, W/2)
     xs = xs.view(2, -1)
@@ -141,7 +137,7 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
         for b, dst in zip(bands, buf):
             dst[:, p : M - p, p : N - p].copy_(b)
         if p:
-            _zero_border(buf, p)
+            zero_border(buf, p)
         bands = buf.unbind(0)
     c = [b.view(-1) for b in bands]
     # along the columns' axis: tap k of row i reads band row i + k, flat over (B, M, N)
@@ -264,25 +260,38 @@ def _down2_haar(x: torch.Tensor, h: int) -> torch.Tensor:
     return out
 
 
-def _flat_2d(t: torch.Tensor, numel: int, flen: int) -> bool:
-    """Whether the flat passes (:func:`_down2_flat`, :func:`_up2_flat`) beat the two convolutions
-    for ``numel`` samples of ``t``'s dtype and device (measured on a 2-core x86 CPU: oneDNN has no
-    float64 kernels; in float32 the passes win from about 200 thousand samples with filters of up to
-    14 taps (near that size and for 12-14 taps, the synthesis by 1.1-1.5x while the analysis breaks
-    even), and the convolutions' fewer calls below that or with longer filters)."""
+def _flat_2d(t: torch.Tensor, numel: int, flen: int, lattice: bool) -> bool:
+    """Whether the flat passes beat the two convolutions for ``numel`` samples of ``t``'s dtype and
+    device, as a lattice (orthogonal banks, :mod:`._lattice`) or in direct form (measured on a 2-core
+    x86 CPU: oneDNN has no float64 kernels; in float32 the lattice wins from about 65 thousand
+    samples with filters of up to 14 taps and from about 200 thousand with up to 20, the direct form
+    from about 200 thousand with up to 14 taps, and the convolutions' fewer calls below that or with
+    longer filters)."""
     if t.device.type != "cpu" or torch.jit.is_tracing():  # the passes write into views: no tracing
         return False
-    return numel >= 1 << 16 if t.dtype == torch.float64 else flen <= 14 and numel >= 3 << 16
+    if t.dtype == torch.float64:
+        return numel >= 1 << 16
+    if lattice:
+        return flen <= 20 and numel >= (1 << 16 if flen <= 14 else 3 << 16)
+    return flen <= 14 and numel >= 3 << 16
 
 
-def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
+def _lattice_of(t: torch.Tensor, numel: int, taps: torch.Tensor) -> _lattice.Lattice | None:
+    """The lattice of the polyphase ``taps`` when a flat path could run (the factorization is cached,
+    but reading the taps is not free for small inputs)."""
+    return _lattice.lattice(taps) if t.device.type == "cpu" and numel >= 1 << 16 else None
+
+
+def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tuple[torch.Tensor, ...]:
     if x.ndim == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         if filters.shape[1] > 2:
-            flat = _flat_2d(x, x.numel(), filters.shape[1])
-            return (_down2_flat if flat else _down2_conv)(x, filters, p)
+            lat = _lattice_of(x, x.numel(), filters.view(2, -1, 2).transpose(0, 1))  # (L, band, phase)
+            if not _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
+                return _down2_conv(x, filters, p).unbind(1)
+            return _lattice.down2(x, lat, p) if lat else _down2_flat(x, filters, p).unbind(1)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
-            return _down2_haar(x, haar) if haar else _down2_pairs(x, filters)
-    return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1))
+            return (_down2_haar(x, haar) if haar else _down2_pairs(x, filters)).unbind(1)
+    return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1)).unbind(1)
 
 
 def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -323,8 +332,10 @@ def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
     if len(bands) == 4:
         if filters.shape[1] > 2:
-            if _flat_2d(bands[0], 4 * bands[0].numel(), filters.shape[1]):
-                return _up2_flat(bands, filters, p)
+            numel = 4 * bands[0].numel()
+            lat = _lattice_of(bands[0], numel, synthesis_taps(filters).permute(2, 0, 1))  # (L, phase, band)
+            if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
+                return _lattice.up2(bands, lat, p) if lat else _up2_flat(bands, filters, p)
             # stacked channels-last, the layout the convolutions read without a copy
             return _up2_conv(torch.stack(list(bands), -1).movedim(-1, 1), filters, p)
         if p == 0 and not torch.jit.is_tracing():
@@ -344,7 +355,7 @@ class _Down(torch.autograd.Function):
         ctx.save_for_backward(filters)
         ctx.size, ctx.p, ctx.haar = x.shape[1:], p, haar
         # one output per band: their gradients reach the backward apart, with no stacking copy
-        return _down_any(x, filters, p, haar).unbind(1)
+        return _down_any(x, filters, p, haar)
 
     @staticmethod
     def backward(ctx, *grads):  # type: ignore[no-untyped-def, override]
@@ -403,7 +414,8 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0) -> tuple[torch.Tensor, ...]:
     """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
     outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
-    :func:`band_keys` order (views of one ``(B, 2**k, *n)`` tensor: channels-last or band-major in 2-D).
+    :func:`band_keys` order (views of one buffer: a channels-last or band-major ``(B, 2**k, *n)`` tensor, or
+    in the 2-D lattice path two band pairs with contiguous rows).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():

@@ -242,6 +242,12 @@ def _extension(
     return out
 
 
+def zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
+    """Zero the outer ``p`` samples along ``row_dim`` and the last axis, in place."""
+    for side in (t.narrow(row_dim, 0, p), t.narrow(row_dim, t.shape[row_dim] - p, p), t[..., :p], t[..., -p:]):
+        side.zero_()
+
+
 def pad(x: torch.Tensor, pad_widths: int | tuple, mode: str) -> torch.Tensor:
     """Extend every axis of ``x`` like ``pywt.pad``.
 

@@ -1,0 +1,191 @@
+"""Orthogonal two-band filter banks as lattices, for the flat 2-D passes on large CPU batches.
+
+Along one axis, the two bands of an analysis are a 2x2 matrix of filters acting on the two phases
+of the signal: ``u[j] = sum_t A[t] v[j + t]`` with ``v[j] = (x[2j], x[2j + 1])``, ``u = (lo, hi)``
+and ``A[t][b][ph] = f[b][2t + ph]`` (the synthesis has the same form, bands in and phases out). When
+the bank is orthogonal (haar, db, sym, coif, dmey) this matrix is paraunitary and factors into L
+rotations with a one-sample advance of the second channel between them (Vaidyanathan and Hoang,
+"Lattice structures for optimal design and robust implementation of two-channel perfect
+reconstruction QMF banks", 1988). Each rotation, scaled so that one coefficient of each row is 1,
+is two multiply-add passes, ``out0 = a + t0 * b`` and ``out1 = b + t1 * a``; the scales move to the
+input, where they ride on the copy that splits or pads it. An axis then costs 2L passes over the
+half-length channels instead of the direct form's 4L (two bands of 2L taps each).
+
+The factorization runs once per filter bank (cached on the filter values); a bank that does not
+factor to within the working precision (biorthogonal banks, rounded coefficients in float64) has
+no lattice and keeps the direct passes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ._pad import zero_border
+
+
+class Lattice(NamedTuple):
+    """``stages[k] = (swap, t0, t1)``: with ``(a, b)`` the two channels (swapped if ``swap``), stage k
+    computes ``(a + t0 b, b + t1 a)``; before every stage but the first the second channel advances
+    one sample. ``scale`` multiplies the two input channels first."""
+
+    stages: tuple[tuple[bool, float, float], ...]
+    scale: tuple[float, float]
+
+
+def lattice(taps: torch.Tensor) -> Lattice | None:
+    """The lattice of the polyphase matrix ``taps (L, 2 outputs, 2 inputs)``, or None if it is not
+    paraunitary to within ``taps``' precision."""
+    tol = 64 * torch.finfo(taps.dtype).eps
+    return _factor(tuple(taps.detach().cpu().double().flatten().tolist()), tol)
+
+
+@functools.lru_cache(maxsize=128)
+def _factor(taps: tuple[float, ...], tol: float) -> Lattice | None:
+    A = np.array(taps).reshape(-1, 2, 2)
+    scale = np.abs(A).max()
+    if not scale > 0:
+        return None
+    # peel one rotation and one advance off the top degree at a time: with e1 spanning the columns
+    # of A[0] and e2 those of A[-1] (orthogonal for a paraunitary A), R^T A(z) = diag(1, z) A'(z)
+    rotations, rest = [], [a / scale for a in A]
+    while len(rest) > 1:
+        col = max(rest[0].T, key=lambda c: float(np.hypot(*c)))
+        e1 = col / np.hypot(*col)
+        R = np.array([[e1[0], -e1[1]], [e1[1], e1[0]]])
+        B = [R.T @ a for a in rest]
+        rest = [np.stack([B[t][0], B[t + 1][1]]) for t in range(len(B) - 1)]
+        rotations.append(R)
+    rotations.append(rest[0])
+    # from the output back to the input, write each stage as (rows with a 1) @ diag(e), and push
+    # diag(e) through the advance into the stage before
+    e, stages = np.ones(2), []
+    for R in rotations:  # rotations[0] is the last stage applied
+        M = e[:, None] * R
+        swap = abs(M[0, 0] * M[1, 1]) < abs(M[0, 1] * M[1, 0])
+        piv = (1, 0) if swap else (0, 1)  # the column of each row's 1
+        e = np.array([M[piv.index(0), 0], M[piv.index(1), 1]])
+        if not np.all(np.abs(e) > 0):
+            return None
+        N = M / e[None, :]
+        stages.append((swap, float(N[0, piv[1]]), float(N[1, piv[0]])))
+    stages.reverse()
+    lat = Lattice(tuple(stages), (float(e[0] * scale), float(e[1] * scale)))
+    err = np.abs(polyphase(lat) - A).max() / scale
+    ok = err <= tol and max(max(abs(t0), abs(t1)) for _, t0, t1 in lat.stages) <= 4  # well conditioned
+    return lat if ok else None
+
+
+def polyphase(lat: Lattice) -> np.ndarray:
+    """The ``(L, 2, 2)`` polyphase matrix a lattice computes (the inverse of :func:`lattice`)."""
+    P = np.diag(lat.scale)[None]  # P[t]: coefficient of the advance by t samples
+    for k, (swap, t0, t1) in enumerate(lat.stages):
+        if k:  # advance the second channel
+            P = np.concatenate([P, np.zeros((1, 2, 2))])
+            P[:, 1] = np.roll(P[:, 1], 1, axis=0)
+        M = np.array([[t0, 1.0], [1.0, t1]]) if swap else np.array([[1.0, t0], [t1, 1.0]])
+        P = M @ P
+    return P
+
+
+def _run(
+    lat: Lattice, a: torch.Tensor, b: torch.Tensor, spare: torch.Tensor, shift: int, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Apply ``lat``'s stages to the channels ``a`` and ``b`` (tensors of one shape, read along dim 0;
+    an advance is ``shift`` entries). Each stage writes its first output into ``spare`` (at least as
+    long) and its second in place, and the spent channel becomes the spare, so the channels move
+    within three buffers; with ``out`` (two stacked outputs), the last stage writes there instead.
+    Returns the two outputs (``len - (L-1) * shift`` long) and the spare."""
+    n = a.shape[0]
+    for k, (swap, t0, t1) in enumerate(lat.stages):
+        if k:  # advance the second channel
+            n -= shift
+            a, b = a[:n], b[shift : shift + n]
+        if swap:
+            a, b = b, a
+        if out is not None and k == len(lat.stages) - 1:
+            torch.add(a, b, alpha=t0, out=out[0][:n])
+            torch.add(b, a, alpha=t1, out=out[1][:n])
+            return out[0][:n], out[1][:n], spare
+        new = spare[:n]
+        torch.add(a, b, alpha=t0, out=new)
+        b.add_(a, alpha=t1)
+        a, b, spare = new, b, a
+    return a, b, spare
+
+
+def _grid(v: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``shape`` starting where ``v`` starts (its buffer has room): rows of ``v``'s row stride
+    (packed if ``v`` is flat), every earlier axis packed."""
+    strides = [1, v.stride(0) if v.ndim > 1 else shape[-1]]
+    for size in reversed(shape[1:-1]):
+        strides.append(strides[-1] * size)
+    return v.as_strided(shape, strides[::-1])
+
+
+def down2(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
+    """As the direct flat passes: ``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side ->
+    the four bands ``(B, m, n)``, views with contiguous rows into one buffer of 1.5x the input."""
+    B, L = x.shape[0], len(lat.stages)
+    Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
+    m, n = Hh - L + 1, Wh - L + 1
+    G = B * Hh * 2 * Wh
+    # three regions: the two column phases and a spare, each with room past its end for the L-1
+    # rows the channels move by
+    buf = x.new_empty(3, G + 2 * L * (Wh + 1))
+    # split the columns into their phases and scale them, the one copy of the forward (zero padding
+    # becomes a border of p): (col phase, B, H/2, row phase, W/2)
+    xs = buf[:2, :G].view(2, B, Hh, 2, Wh)
+    e = torch.tensor(lat.scale, dtype=x.dtype)
+    s = torch.outer(e, e).view(2, 1, 1, 2, 1)  # (col phase, row phase)
+    torch.mul(
+        x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3), s, out=xs[:, :, p : Hh - p, :, p : Wh - p]
+    )
+    if p:
+        zero_border(xs, p, row_dim=2)
+    # columns: the column phases are the channels, flat over (B, H/2, row phase, W/2); an advance is
+    # one sample, and outputs near the end of a row read into the next row (they are cropped)
+    lo, hi, free = _run(lat, buf[0], buf[1], buf[2], 1)
+    # rows: the row phases of each column band are the channels; an advance is one row, and outputs
+    # in the last L-1 rows of an image read into the next one (they are cropped). The region the
+    # column bands left free gives each its spare half.
+    R = B * Hh
+    spare = _grid(free, (2, R, Wh))
+    out = []
+    for bw, c in enumerate((lo, hi)):
+        phases = _grid(c, (R, 2, Wh)).unbind(1)
+        rows = _run(lat, *phases, spare[bw], 1)[:2]  # (bh)
+        out.append([_grid(r, (B, Hh, Wh))[:, :m, :n] for r in rows])
+    return tuple(out[bw][bh] for bh in range(2) for bw in range(2))
+
+
+def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: int) -> torch.Tensor:
+    """As the direct flat passes: four bands ``(B, m, n)``, each zero-padded by ``p`` ->
+    ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
+    B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
+    L = len(lat.stages)
+    m, n = M - L + 1, N - L + 1
+    Q = B * M * N
+    # one buffer for the four, scaled (band (bh, bw) by scale[bh] * scale[bw]), zero border of p
+    buf = bands[0].new_empty(4 * Q + L)
+    c = buf[: 4 * Q].view(4, B, M, N)
+    for i, (b, dst) in enumerate(zip(bands, c)):
+        torch.mul(b, lat.scale[i // 2] * lat.scale[i % 2], out=dst[:, p : M - p, p : N - p])
+    if p:
+        zero_border(c, p)
+    c = c.view(4, Q)
+    # rows: bands (0, bw) and (1, bw) are the channels, flat over (B, M, N); an advance is one row,
+    # and outputs in the last L-1 rows of an image read into the next one (they are cropped)
+    rows = c.new_empty(2, 2 * Q + L)  # (bw, (row phase, ...))
+    for bw in range(2):
+        spare = rows[1] if bw == 0 else c[0]  # band (0, 0) is spent once the first rows are done
+        _run(lat, c[bw], c[2 + bw], spare, N, out=rows[bw, : 2 * Q].view(2, Q))
+    # columns: the column bands are the channels, flat over (row phase, B, M, N); an advance is one sample
+    y0, y1, _ = _run(lat, rows[0], rows[1], buf, 1)
+    # crop, and interleave both phases in one pass: a complex number is a (col phase 0, 1) pair
+    y0, y1 = (_grid(y, (2, B, M, N))[:, :, :m, :n].permute(1, 2, 0, 3) for y in (y0, y1))  # (B, m, row phase, n)
+    out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y0.dtype, torch.complex64), device=y0.device)
+    return torch.view_as_real(torch.complex(y0, y1, out=out)).view(B, 2 * m, 2 * n)
