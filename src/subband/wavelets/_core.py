@@ -278,8 +278,10 @@ def _flat_2d(t: torch.Tensor, numel: int, flen: int, lattice: bool) -> bool:
 
 def _lattice_of(t: torch.Tensor, numel: int, taps: torch.Tensor) -> _lattice.Lattice | None:
     """The lattice of the polyphase ``taps`` when a flat path could run (the factorization is cached,
-    but reading the taps is not free for small inputs)."""
-    return _lattice.lattice(taps) if t.device.type == "cpu" and numel >= 1 << 16 else None
+    but reading the taps is not free for small inputs, and a trace must not read them)."""
+    if t.device.type != "cpu" or numel < 1 << 16 or torch.jit.is_tracing():
+        return None
+    return _lattice.lattice(taps)
 
 
 def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tuple[torch.Tensor, ...]:

@@ -73,6 +73,8 @@ def _factor(taps: tuple[float, ...], tol: float) -> Lattice | None:
         N = M / e[None, :]
         stages.append((swap, float(N[0, piv[1]]), float(N[1, piv[0]])))
     stages.reverse()
+    if abs(e[0] - e[1]) <= 1e-13 * abs(e[0]):  # one scale (as for db2-db4): one number to multiply by
+        e[1] = e[0]
     lat = Lattice(tuple(stages), (float(e[0] * scale), float(e[1] * scale)))
     err = np.abs(polyphase(lat) - A).max() / scale
     ok = err <= tol and max(max(abs(t0), abs(t1)) for _, t0, t1 in lat.stages) <= 4  # well conditioned
@@ -139,8 +141,10 @@ def down2(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
     # split the columns into their phases and scale them, the one copy of the forward (zero padding
     # becomes a border of p): (col phase, B, H/2, row phase, W/2)
     xs = buf[:2, :G].view(2, B, Hh, 2, Wh)
-    e = torch.tensor(lat.scale, dtype=x.dtype)
-    s = torch.outer(e, e).view(2, 1, 1, 2, 1)  # (col phase, row phase)
+    e0, e1 = lat.scale
+    s: float | torch.Tensor = e0 * e0  # (col phase, row phase) takes e[col] * e[row]
+    if e0 != e1:
+        s = torch.tensor([[e0 * e0, e0 * e1], [e1 * e0, e1 * e1]], dtype=x.dtype).view(2, 1, 1, 2, 1)
     torch.mul(
         x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3), s, out=xs[:, :, p : Hh - p, :, p : Wh - p]
     )
