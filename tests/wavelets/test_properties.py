@@ -102,12 +102,12 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("flen", [4, 6, 8, 14])
-def test_2d_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
+def test_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
     """Both 2-D paths for filters longer than two (row and column convolutions; flat multiply-add
-    passes on phase-split memory, with the outputs that ran into the next row cropped) against the
-    stride-2 convolution of the zero-padded input and, for the synthesis, the transposed
-    convolution; arbitrary filters (no symmetry), with and without zero padding, bands contiguous
-    or strided."""
+    passes on phase-split memory, with the outputs that ran into the next row cropped) and the 1-D
+    flat passes against the stride-2 convolution of the zero-padded input and, for the synthesis,
+    the transposed convolution; arbitrary filters (no symmetry), with and without zero padding,
+    bands contiguous or strided."""
     from subband.wavelets import _core
 
     f = torch.randn(2, flen, dtype=dtype)
@@ -122,18 +122,26 @@ def test_2d_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
         assert_close(_core._up2_flat(c.unbind(1), f, p), want_up)  # strided bands
         assert_close(_core._up2_flat([b.contiguous() for b in c.unbind(1)], f, p), want_up)
         assert_close(_core._up2_conv(c, f, p), want_up)
+    # 1-D: the flat passes against conv1d and its transpose
+    x1, c1 = torch.randn(3, 30, dtype=dtype), torch.randn(3, 2, 11, dtype=dtype)
+    for p in (0, 1, L - 1):
+        want = _core._down_raw(_core._zero_pad(x1.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 1))
+        assert_close(_core._down1_flat(x1, f, p), want)
+        assert_close(_core._up1_flat(c1.unbind(1), f, p), _core._up_raw(_core._zero_pad(c1, p), _core.up_kernel(f, 1)))
     # the bands of one analysis (cropped views of one buffer) feed the synthesis
     bands = _core._down2_flat(x, f, 0).unbind(1)
     assert_close(_core._up2_flat(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))
 
 
 @pytest.mark.parametrize("path", ["conv", "flat", "lattice"])
-def test_every_2d_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
-    """The choice between the 2-D paths for longer filters depends on the batch size and the bank;
-    force each and check the transforms against PyWavelets in every mode, and their gradients."""
+def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
+    """The choice between the 1-D and 2-D paths for longer filters depends on the batch size and
+    the bank; force each and check the transforms against PyWavelets in every mode, and their
+    gradients."""
     from subband.wavelets import _core, _lattice
 
     monkeypatch.setattr(_core, "_flat_2d", lambda *args: path != "conv")
+    monkeypatch.setattr(_core, "_flat_1d", lambda *args: path != "conv")
     monkeypatch.setattr(_core, "_lattice_of", lambda t, n, taps: _lattice.lattice(taps) if path == "lattice" else None)
     x = np.random.default_rng(0).standard_normal((2, 13, 16))
     for mode in sw.MODES:
@@ -142,10 +150,15 @@ def test_every_2d_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
         for g, w in zip([got[0], *[d for lv in got[1:] for d in lv]], [want[0], *[d for lv in want[1:] for d in lv]]):
             assert_close(g, torch.from_numpy(w))
         assert_close(sw.waverec2(got, "db3", mode=mode), torch.from_numpy(pywt.waverec2(want, "db3", mode=mode)))
+        got = sw.wavedec(torch.from_numpy(x), "db3", mode=mode, level=2)
+        for g, w in zip(got, pywt.wavedec(x, "db3", mode=mode, level=2)):
+            assert_close(g, torch.from_numpy(w))
+        assert_close(sw.waverec(got, "db3", mode=mode), torch.from_numpy(x))
     t = torch.randn(1, 10, 12, dtype=torch.float64, requires_grad=True)
-    fwd_inv = lambda v: sw.waverec2(sw.wavedec2(v, "db2", mode="symmetric", level=1), "db2", mode="symmetric")  # noqa: E731
-    assert torch.autograd.gradcheck(fwd_inv, (t,))
-    assert torch.autograd.gradgradcheck(fwd_inv, (t,))
+    for dec, rec in ((sw.wavedec2, sw.waverec2), (sw.wavedec, sw.waverec)):
+        fwd_inv = lambda v, dec=dec, rec=rec: rec(dec(v, "db2", mode="symmetric", level=1), "db2", mode="symmetric")  # noqa: E731
+        assert torch.autograd.gradcheck(fwd_inv, (t,))
+        assert torch.autograd.gradgradcheck(fwd_inv, (t,))
 
 
 ORTHOGONAL = [f"db{i}" for i in range(2, 11)] + [f"sym{i}" for i in range(2, 11)] + ["coif1", "coif2", "coif3"]
@@ -156,7 +169,8 @@ def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
     """Every orthogonal bank of up to 20 taps factors into a lattice in float32 (in float64 the
     Daubechies and coiflet banks do; PyWavelets' symlet coefficients are rounded short of float64
     precision, so those keep the direct passes), biorthogonal banks never; the lattice's analysis
-    and synthesis match the stride-2 and the transposed convolution, with and without zero padding."""
+    and synthesis, in 1-D and 2-D, match the stride-2 and the transposed convolution, with and
+    without zero padding."""
     from subband.wavelets import _core, _lattice
 
     for name in ORTHOGONAL + ["bior2.2", "rbio3.5"]:
@@ -174,11 +188,17 @@ def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
         L = f.shape[1] // 2
         x = torch.randn(3, 2 * L + 10, 2 * L + 6, dtype=dtype)
         c = torch.randn(3, 4, L + 3, L + 5, dtype=dtype)
+        x1, c1 = x[:, 0], c[:, :2, 0]
         for p in (0, L - 1):
             want = _core._down_raw(_core._zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 2))
             assert_close(torch.stack(_lattice.down2(x, down, p), 1), want)
             want_up = _core._up_raw(_core._zero_pad(c, p), _core.up_kernel(g, 2))
             assert_close(_lattice.up2(c.unbind(1), up, p), want_up)
+            want = _core._down_raw(_core._zero_pad(x1.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 1))
+            assert_close(torch.stack(_lattice.down1(x1, down, p), 1), want)
+            assert_close(
+                _lattice.up1(c1.unbind(1), up, p), _core._up_raw(_core._zero_pad(c1, p), _core.up_kernel(g, 1))
+            )
 
 
 def test_haar_sign_names_the_orthonormal_haar_bank_only():

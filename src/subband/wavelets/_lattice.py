@@ -128,6 +128,48 @@ def _grid(v: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return v.as_strided(shape, strides[::-1])
 
 
+def down1(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x (B, N)``, N even, zero-padded by ``2p`` each side -> the two bands ``(B, n)``, views with
+    contiguous rows into one buffer of 1.5x the input."""
+    B, L = x.shape[0], len(lat.stages)
+    Nh = x.shape[1] // 2 + 2 * p
+    G = B * Nh
+    buf = x.new_empty(3, G + L)  # the two phases and a spare, with room for the L-1 samples they move by
+    # split into the two phases and scale them, the one copy of the forward: (phase, B, N/2)
+    xs = buf[:2, :G].view(2, B, Nh)
+    e0, e1 = lat.scale
+    s: float | torch.Tensor = e0 if e0 == e1 else torch.tensor(lat.scale, dtype=x.dtype).view(2, 1, 1)
+    torch.mul(x.view(B, Nh - 2 * p, 2).permute(2, 0, 1), s, out=xs[:, :, p : Nh - p])
+    if p:
+        xs[..., :p].zero_()
+        xs[..., Nh - p :].zero_()
+    # flat over (B, N/2): an advance is one sample, and outputs near the end of a row read into the
+    # next row (they are cropped)
+    lo, hi, _ = _run(lat, buf[0], buf[1], buf[2], 1)
+    n = Nh - L + 1
+    return _grid(lo, (B, Nh))[:, :n], _grid(hi, (B, Nh))[:, :n]
+
+
+def up1(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: int) -> torch.Tensor:
+    """Two bands ``(B, m)``, each zero-padded by ``p`` -> ``(B, 2m')``, m' = m + 2p - L + 1."""
+    B, M = bands[0].shape[0], bands[0].shape[1] + 2 * p
+    L = len(lat.stages)
+    Q = B * M
+    buf = bands[0].new_empty(3, Q + L)  # the two bands, scaled, zero border of p, and a spare
+    c = buf[:2, :Q].view(2, B, M)
+    for b, dst, e in zip(bands, c, lat.scale):
+        torch.mul(b, e, out=dst[:, p : M - p])
+    if p:
+        c[..., :p].zero_()
+        c[..., M - p :].zero_()
+    y0, y1, _ = _run(lat, buf[0], buf[1], buf[2], 1)  # the two phases, flat over (B, M)
+    # crop, and interleave both phases in one pass: a complex number is a (phase 0, 1) pair
+    m = M - L + 1
+    out = torch.empty((B, m), dtype=torch.promote_types(y0.dtype, torch.complex64), device=y0.device)
+    torch.complex(_grid(y0, (B, M))[:, :m], _grid(y1, (B, M))[:, :m], out=out)
+    return torch.view_as_real(out).view(B, 2 * m)
+
+
 def down2(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
     """As the direct flat passes: ``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side ->
     the four bands ``(B, m, n)``, views with contiguous rows into one buffer of 1.5x the input."""
