@@ -96,7 +96,8 @@ def _mac(out: torch.Tensor, srcs: Sequence[torch.Tensor], weights: Sequence[floa
 def _down1_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     """``x (B, N)``, N even, zero-padded by ``2p`` each side -> ``(B, 2, n)``: the 1-D analysis as
     flat passes over the two phases (oneDNN's one-channel stride-2 ``conv1d`` slows down badly on
-    long batches: 14 ms against 1.5 ms for these passes on 2**20 samples with db4)."""
+    long batches: 10-12 ms against 0.8 ms for these passes and 0.45 ms for the lattice on 16
+    signals of 65536 samples with db4)."""
     B, L = x.shape[0], filters.shape[1] // 2
     Nh = x.shape[1] // 2 + 2 * p
     xs = x.new_zeros(2, B, Nh) if p else x.new_empty(2, B, Nh)
