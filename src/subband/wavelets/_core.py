@@ -13,6 +13,8 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
   phase-split memory: for orthogonal banks a lattice of 2x2 steps (`_lattice.down2`, `_lattice.up2`),
   for the others the filter taps (`_down2_flat`, `_up2_flat`); `_flat_2d` chooses. The orthonormal
   Haar bank is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
+- in 1-D, filters longer than two run on large CPU batches as the same flat passes (a lattice,
+  `_lattice.down1`/`_lattice.up1`, or the taps, `_down1_flat`/`_up1_flat`; `_flat_1d` chooses).
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
