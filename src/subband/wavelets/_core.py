@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from . import _lattice
 from ._filters import Wavelet
-from ._pad import pad_axes, zero_border
+from ._pad import interleave, pad_axes, zero_border
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -127,8 +127,7 @@ def _up1_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     for ph, g in enumerate(synthesis_taps(filters).reshape(2, 2 * L).tolist()):
         _mac(y[ph].view(-1)[:T], taps, g)
     m = M - L + 1
-    out = torch.empty((B, m), dtype=torch.promote_types(y.dtype, torch.complex64), device=y.device)
-    return torch.view_as_real(torch.complex(y[0, :, :m], y[1, :, :m], out=out)).view(B, 2 * m)
+    return interleave(y[0, :, :m], y[1, :, :m])
 
 
 def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
@@ -191,10 +190,9 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     y = c[0].new_empty(2, 2, B, M, N) if buf is None else buf.view(2, 2, B, M, N)  # (col phase, row phase, ...)
     for q in range(2):
         _mac(y[q].view(-1)[:T], taps, g[q])
-    # crop, and interleave both phases in one pass: a complex number is a (col phase 0, 1) pair
+    # crop, and interleave the two column phases
     y = y[:, :, :, :m, :n].permute(0, 2, 3, 1, 4)  # (col phase, B, m, row phase, n)
-    out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y.dtype, torch.complex64), device=y.device)
-    return torch.view_as_real(torch.complex(y[0], y[1], out=out)).view(B, 2 * m, 2 * n)
+    return interleave(y[0], y[1]).view(B, 2 * m, 2 * n)
 
 
 # ----- the 2-D path for filters longer than two, as row and column convolutions

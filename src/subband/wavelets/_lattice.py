@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._pad import zero_border
+from ._pad import interleave, zero_border
 
 
 class Lattice(NamedTuple):
@@ -163,11 +163,9 @@ def up1(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
         c[..., :p].zero_()
         c[..., M - p :].zero_()
     y0, y1, _ = _run(lat, buf[0], buf[1], buf[2], 1)  # the two phases, flat over (B, M)
-    # crop, and interleave both phases in one pass: a complex number is a (phase 0, 1) pair
+    # crop, and interleave the two phases
     m = M - L + 1
-    out = torch.empty((B, m), dtype=torch.promote_types(y0.dtype, torch.complex64), device=y0.device)
-    torch.complex(_grid(y0, (B, M))[:, :m], _grid(y1, (B, M))[:, :m], out=out)
-    return torch.view_as_real(out).view(B, 2 * m)
+    return interleave(_grid(y0, (B, M))[:, :m], _grid(y1, (B, M))[:, :m])
 
 
 def down2(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
@@ -231,7 +229,6 @@ def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
         _run(lat, c[bw], c[2 + bw], spare, N, out=rows[bw, : 2 * Q].view(2, Q))
     # columns: the column bands are the channels, flat over (row phase, B, M, N); an advance is one sample
     y0, y1, _ = _run(lat, rows[0], rows[1], buf, 1)
-    # crop, and interleave both phases in one pass: a complex number is a (col phase 0, 1) pair
+    # crop, and interleave the two column phases
     y0, y1 = (_grid(y, (2, B, M, N))[:, :, :m, :n].permute(1, 2, 0, 3) for y in (y0, y1))  # (B, m, row phase, n)
-    out = torch.empty((B, m, 2, n), dtype=torch.promote_types(y0.dtype, torch.complex64), device=y0.device)
-    return torch.view_as_real(torch.complex(y0, y1, out=out)).view(B, 2 * m, 2 * n)
+    return interleave(y0, y1).view(B, 2 * m, 2 * n)

@@ -1,4 +1,5 @@
-"""Boundary extension along one axis, in all nine PyWavelets modes.
+"""Boundary extension along one axis, in all nine PyWavelets modes (and two buffer helpers of the
+flat passes: zeroing a border, interleaving two phases).
 
 Every mode is written as a gather (``index_select``) plus, where the mode needs it, a sign or a
 linear term in the edge samples, so any pad width works, including widths longer than the signal
@@ -240,6 +241,13 @@ def _extension(
     if w0 is not None and w1 is not None:
         out = out + vec(w0) * x.narrow(dim, 0, 1) + vec(w1) * x.narrow(dim, n - 1, 1)
     return out
+
+
+def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Two real tensors of one shape ``(..., n)`` -> ``(..., 2n)`` with ``a`` at the even and ``b`` at
+    the odd positions of the last axis, in one pass (a complex number is such a pair)."""
+    out = torch.empty(a.shape, dtype=torch.promote_types(a.dtype, torch.complex64), device=a.device)
+    return torch.view_as_real(torch.complex(a, b, out=out)).flatten(-2)
 
 
 def zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
