@@ -103,9 +103,10 @@ def test_wavedec2_waverec2(wavelet, mode, shape):
 
 @pytest.mark.parametrize("wavelet", ["db4", "sym5", "coif2", "bior3.5"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_large_batch_1d_and_2d(wavelet, dtype):
+def test_large_batch_1d_2d_and_3d(wavelet, dtype):
     """A batch large enough for the flat passes on the CPU (the lattice for orthogonal banks, the
-    filter taps for biorthogonal ones), chosen by the dispatcher itself, in three modes."""
+    filter taps for biorthogonal ones; the lattice or conv3d in 3-D), chosen by the dispatcher
+    itself, in three modes."""
     x = np.random.default_rng(1).standard_normal((3, 2, 128, 130)).astype(dtype)
     for mode in ("zero", "symmetric", "periodization"):
         ref = pywt.wavedec(x.astype(np.float64), wavelet, mode, level=2)
@@ -118,6 +119,14 @@ def test_large_batch_1d_and_2d(wavelet, dtype):
         for r, g in zip([ref[0], *[d for lv in ref[1:] for d in lv]], [got[0], *[d for lv in got[1:] for d in lv]]):
             assert_close(g, r.astype(dtype))
         assert_close(sw.waverec2(got, wavelet, mode=mode), x)
+    v = np.random.default_rng(2).standard_normal((8, 32, 32, 34)).astype(dtype)
+    for mode in ("zero", "symmetric", "periodization"):
+        ref = pywt.wavedecn(v.astype(np.float64), wavelet, mode, level=1, axes=(1, 2, 3))
+        got = sw.wavedecn(torch.from_numpy(v), wavelet, mode=mode, level=1, axes=(1, 2, 3))
+        assert_close(got[0], ref[0].astype(dtype))
+        for key in ref[1]:
+            assert_close(got[1][key], ref[1][key].astype(dtype))
+        assert_close(sw.waverecn(got, wavelet, mode=mode, axes=(1, 2, 3)), v)
 
 
 @pytest.mark.parametrize("wavelet", ["haar", "db2", "sym3", "bior2.2"])

@@ -135,13 +135,14 @@ def test_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
 
 @pytest.mark.parametrize("path", ["conv", "flat", "lattice"])
 def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
-    """The choice between the 1-D and 2-D paths for longer filters depends on the batch size and
-    the bank; force each and check the transforms against PyWavelets in every mode, and their
+    """The choice between the 1-D, 2-D and 3-D paths for longer filters depends on the batch size
+    and the bank; force each and check the transforms against PyWavelets in every mode, and their
     gradients."""
     from subband.wavelets import _core, _lattice
 
     monkeypatch.setattr(_core, "_flat_2d", lambda *args: path != "conv")
     monkeypatch.setattr(_core, "_flat_1d", lambda *args: path != "conv")
+    monkeypatch.setattr(_core, "_flat_3d", lambda *args: path != "conv")
     monkeypatch.setattr(_core, "_lattice_of", lambda t, n, taps: _lattice.lattice(taps) if path == "lattice" else None)
     x = np.random.default_rng(0).standard_normal((2, 13, 16))
     for mode in sw.MODES:
@@ -154,11 +155,24 @@ def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
         for g, w in zip(got, pywt.wavedec(x, "db3", mode=mode, level=2)):
             assert_close(g, torch.from_numpy(w))
         assert_close(sw.waverec(got, "db3", mode=mode), torch.from_numpy(x))
+        v = x[:, :12, :].reshape(2, 8, 6, 4)
+        got = sw.wavedecn(torch.from_numpy(v), "db3", mode=mode, level=1, axes=(1, 2, 3))
+        want = pywt.wavedecn(v, "db3", mode=mode, level=1, axes=(1, 2, 3))
+        assert_close(got[0], torch.from_numpy(want[0]))
+        for key in want[1]:
+            assert_close(got[1][key], torch.from_numpy(want[1][key]))
+        assert_close(sw.waverecn(got, "db3", mode=mode, axes=(1, 2, 3)), torch.from_numpy(v))
     t = torch.randn(1, 10, 12, dtype=torch.float64, requires_grad=True)
     for dec, rec in ((sw.wavedec2, sw.waverec2), (sw.wavedec, sw.waverec)):
         fwd_inv = lambda v, dec=dec, rec=rec: rec(dec(v, "db2", mode="symmetric", level=1), "db2", mode="symmetric")  # noqa: E731
         assert torch.autograd.gradcheck(fwd_inv, (t,))
         assert torch.autograd.gradgradcheck(fwd_inv, (t,))
+    v = torch.randn(1, 6, 4, 8, dtype=torch.float64, requires_grad=True)
+    axes = (1, 2, 3)
+    fwd_inv = lambda v: sw.waverecn(
+        sw.wavedecn(v, "db2", mode="symmetric", level=1, axes=axes), "db2", mode="symmetric", axes=axes
+    )  # noqa: E731
+    assert torch.autograd.gradcheck(fwd_inv, (v,))
 
 
 ORTHOGONAL = [f"db{i}" for i in range(2, 11)] + [f"sym{i}" for i in range(2, 11)] + ["coif1", "coif2", "coif3"]
@@ -169,7 +183,7 @@ def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
     """Every orthogonal bank of up to 20 taps factors into a lattice in float32 (in float64 the
     Daubechies and coiflet banks do; PyWavelets' symlet coefficients are rounded short of float64
     precision, so those keep the direct passes), biorthogonal banks never; the lattice's analysis
-    and synthesis, in 1-D and 2-D, match the stride-2 and the transposed convolution, with and
+    and synthesis, in 1-D, 2-D and 3-D, match the stride-2 and the transposed convolution, with and
     without zero padding."""
     from subband.wavelets import _core, _lattice
 
@@ -189,6 +203,10 @@ def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
         x = torch.randn(3, 2 * L + 10, 2 * L + 6, dtype=dtype)
         c = torch.randn(3, 4, L + 3, L + 5, dtype=dtype)
         x1, c1 = x[:, 0], c[:, :2, 0]
+        x3, c3 = (
+            torch.randn(2, 2 * L + 2, 2 * L + 4, 2 * L, dtype=dtype),
+            torch.randn(2, 8, L + 1, L + 2, L, dtype=dtype),
+        )
         for p in (0, L - 1):
             want = _core._down_raw(_core._zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 2))
             assert_close(torch.stack(_lattice.down2(x, down, p), 1), want)
@@ -199,6 +217,10 @@ def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
             assert_close(
                 _lattice.up1(c1.unbind(1), up, p), _core._up_raw(_core._zero_pad(c1, p), _core.up_kernel(g, 1))
             )
+            want = _core._down_raw(_core._zero_pad(x3.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 3))
+            assert_close(torch.stack(_lattice.down3(x3, down, p), 1), want)
+            want_up = _core._up_raw(_core._zero_pad(c3, p), _core.up_kernel(g, 3))
+            assert_close(_lattice.up3(c3.unbind(1), up, p), want_up)
 
 
 def test_haar_sign_names_the_orthonormal_haar_bank_only():

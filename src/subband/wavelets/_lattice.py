@@ -168,9 +168,10 @@ def up1(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
     return interleave(_grid(y0, (B, M))[:, :m], _grid(y1, (B, M))[:, :m])
 
 
-def down2(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
+def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[torch.Tensor, ...]:
     """As the direct flat passes: ``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side ->
-    the four bands ``(B, m, n)``, views with contiguous rows into one buffer of 1.5x the input."""
+    the four bands ``(B, m, n)``, views with contiguous rows into one buffer of 1.5x the input
+    (``gain`` multiplies the input, for free)."""
     B, L = x.shape[0], len(lat.stages)
     Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
     m, n = Hh - L + 1, Wh - L + 1
@@ -182,9 +183,9 @@ def down2(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
     # becomes a border of p): (col phase, B, H/2, row phase, W/2)
     xs = buf[:2, :G].view(2, B, Hh, 2, Wh)
     e0, e1 = lat.scale
-    s: float | torch.Tensor = e0 * e0  # (col phase, row phase) takes e[col] * e[row]
+    s: float | torch.Tensor = gain * e0 * e0  # (col phase, row phase) takes e[col] * e[row]
     if e0 != e1:
-        s = torch.tensor([[e0 * e0, e0 * e1], [e1 * e0, e1 * e1]], dtype=x.dtype).view(2, 1, 1, 2, 1)
+        s = gain * torch.tensor([[e0 * e0, e0 * e1], [e1 * e0, e1 * e1]], dtype=x.dtype).view(2, 1, 1, 2, 1)
     torch.mul(
         x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3), s, out=xs[:, :, p : Hh - p, :, p : Wh - p]
     )
@@ -232,3 +233,48 @@ def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
     # crop, and interleave the two column phases
     y0, y1 = (_grid(y, (2, B, M, N))[:, :, :m, :n].permute(1, 2, 0, 3) for y in (y0, y1))  # (B, m, row phase, n)
     return interleave(y0, y1).view(B, 2 * m, 2 * n)
+
+
+def down3(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
+    """``x (B, D, H, W)``, every size even, zero-padded by ``2p`` each side -> the eight bands
+    ``(B, d, h, w)``: :func:`down2` over the last two axes, then the lattice along the first, in
+    place on its bands (their depth phases are the channels; an advance is one plane)."""
+    B, L = x.shape[0], len(lat.stages)
+    if p:
+        x = torch.nn.functional.pad(x, (0, 0, 0, 0, 2 * p, 2 * p))
+    Dp = x.shape[1]
+    e0, e1 = lat.scale
+    bands = down2(x.reshape(B * Dp, *x.shape[2:]), lat, p, gain=e0 if e0 == e1 else 1.0)
+    lo, hi = [], []
+    for band in bands:
+        v = band.view(B, Dp // 2, 2, *band.shape[1:]).movedim(1, 0)  # (depth/2, B, 2 phases, h, w)
+        a, b = v[:, :, 0], v[:, :, 1]
+        if e0 != e1:
+            a.mul_(e0)
+            b.mul_(e1)
+        c = _run(lat, a, b, torch.empty_like(a, memory_format=torch.contiguous_format), 1)
+        lo.append(c[0].movedim(0, 1))
+        hi.append(c[1].movedim(0, 1))
+    return (*lo, *hi)
+
+
+def up3(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: int) -> torch.Tensor:
+    """Eight bands ``(B, d, h, w)``, each zero-padded by ``p`` -> ``(B, 2d', 2h', 2w')``: the lattice
+    along the first axis (pairs of bands that differ there are the channels), then :func:`up2`."""
+    B, d, h, w = bands[0].shape
+    L = len(lat.stages)
+    M = d + 2 * p
+    m = M - L + 1
+    planes = []
+    for j in range(4):
+        c = bands[0].new_empty(2, M, B, h, w)  # (band along depth, depth, ...): scaled, zero border of p
+        for dst, b, e in zip(c, (bands[j], bands[4 + j]), lat.scale):
+            torch.mul(b.movedim(1, 0), e, out=dst[p : M - p])
+        if p:
+            c[:, :p].zero_()
+            c[:, M - p :].zero_()
+        out = bands[0].new_empty(B, m, 2, h, w)  # the two depth phases, interleaved
+        _run(lat, c[0], c[1], torch.empty_like(c[0]), 1, out=out.permute(2, 1, 0, 3, 4))
+        planes.append(out.view(B * 2 * m, h, w))
+    y = up2(planes, lat, p)
+    return y.view(B, 2 * m, *y.shape[1:])
