@@ -239,7 +239,7 @@ def down3(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
     """``x (B, D, H, W)``, every size even, zero-padded by ``2p`` each side -> the eight bands
     ``(B, d, h, w)``: :func:`down2` over the last two axes, then the lattice along the first, in
     place on its bands (their depth phases are the channels; an advance is one plane)."""
-    B, L = x.shape[0], len(lat.stages)
+    B = x.shape[0]
     if p:
         x = torch.nn.functional.pad(x, (0, 0, 0, 0, 2 * p, 2 * p))
     Dp = x.shape[1]
