@@ -105,7 +105,7 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
 def test_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
     """Both 2-D paths for filters longer than two (row and column convolutions; flat multiply-add
     passes on phase-split memory, with the outputs that ran into the next row cropped) and the 1-D
-    flat passes against the stride-2 convolution of the zero-padded input and, for the synthesis,
+    and 3-D flat passes against the stride-2 convolution of the zero-padded input and, for the synthesis,
     the transposed convolution; arbitrary filters (no symmetry), with and without zero padding,
     bands contiguous or strided."""
     from subband.wavelets import _core
@@ -128,6 +128,12 @@ def test_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
         want = _core._down_raw(_core._zero_pad(x1.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 1))
         assert_close(_core._down1_flat(x1, f, p), want)
         assert_close(_core._up1_flat(c1.unbind(1), f, p), _core._up_raw(_core._zero_pad(c1, p), _core.up_kernel(f, 1)))
+    # 3-D: the 2-D passes and the taps along depth against conv3d and its transpose
+    x3, c3 = torch.randn(2, 2 * L + 2, 2 * L + 4, 2 * L, dtype=dtype), torch.randn(2, 8, L + 1, L + 2, L, dtype=dtype)
+    for p in (0, L - 1):
+        want = _core._down_raw(_core._zero_pad(x3.unsqueeze(1), 2 * p).squeeze(1), _core.down_kernel(f, 3))
+        assert_close(torch.stack(_core._down3_flat(x3, f, p), 1), want)
+        assert_close(_core._up3_flat(c3.unbind(1), f, p), _core._up_raw(_core._zero_pad(c3, p), _core.up_kernel(f, 3)))
     # the bands of one analysis (cropped views of one buffer) feed the synthesis
     bands = _core._down2_flat(x, f, 0).unbind(1)
     assert_close(_core._up2_flat(bands, f, 0), _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 2)))

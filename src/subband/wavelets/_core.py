@@ -15,8 +15,9 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
   Haar bank is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
 - in 1-D, filters longer than two run on large CPU batches as the same flat passes (a lattice,
   `_lattice.down1`/`_lattice.up1`, or the taps, `_down1_flat`/`_up1_flat`; `_flat_1d` chooses).
-- in 3-D, orthogonal banks longer than two run on large CPU batches as the 2-D lattice over the
-  last two axes and the lattice along the first (`_lattice.down3`, `_lattice.up3`; `_flat_3d`).
+- in 3-D, filters longer than two run on large CPU batches as the 2-D flat passes over the last
+  two axes and the same along the first (`_lattice.down3`/`_lattice.up3`, `_down3_flat`/`_up3_flat`;
+  `_flat_3d` chooses).
 
 Index arithmetic (1-D, filter length F = 2L, PyWavelets' conventions):
   forward   y[o] = sum_k dec[F-1-k] * xe[2o + k]          xe: x extended by F-2 left
@@ -197,6 +198,50 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     return interleave(y[0], y[1]).view(B, 2 * m, 2 * n)
 
 
+def _down3_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> tuple[torch.Tensor, ...]:
+    """``x (B, D, H, W)``, every size even, zero-padded by ``2p`` each side -> the eight bands
+    ``(B, d, h, w)``: :func:`_down2_flat` over the last two axes, then the taps along depth (tap
+    2t + phase of output plane j reads plane 2(j + t) + phase)."""
+    B, L = x.shape[0], filters.shape[1] // 2
+    if p:
+        x = F.pad(x, (0, 0, 0, 0, 2 * p, 2 * p))
+    Dp = x.shape[1]
+    T = Dp // 2 - L + 1
+    f = filters.tolist()
+    lo, hi = [], []
+    for band in _down2_flat(x.reshape(B * Dp, *x.shape[2:]), filters, p).unbind(1):
+        v = band.view(B, Dp // 2, 2, *band.shape[1:])  # (B, depth/2, depth phase, h, w)
+        taps = [v[:, k // 2 : k // 2 + T, k % 2] for k in range(2 * L)]
+        out = band.new_empty(2, B, T, *band.shape[1:])
+        for b in range(2):
+            _mac(out[b], taps, f[b])
+        lo.append(out[0])
+        hi.append(out[1])
+    return (*lo, *hi)
+
+
+def _up3_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.Tensor:
+    """Eight bands ``(B, d, h, w)``, each zero-padded by ``p`` -> ``(B, 2d', 2h', 2w')``: the taps
+    along depth (tap k of output plane i reads band plane i + k), then :func:`_up2_flat`."""
+    B, d, h, w = bands[0].shape
+    L = filters.shape[1] // 2
+    M = d + 2 * p
+    m = M - L + 1
+    g = synthesis_taps(filters).reshape(2, 2 * L).tolist()  # g[phase] over (band, k)
+    planes = []
+    for j in range(4):
+        c = bands[0].new_zeros(2, B, M, h, w) if p else bands[0].new_empty(2, B, M, h, w)
+        for dst, b in zip(c, (bands[j], bands[4 + j])):
+            dst[:, p : M - p].copy_(b)
+        taps = [c[b, :, k : k + m] for b in range(2) for k in range(L)]
+        out = c.new_empty(B, m, 2, h, w)  # the two depth phases, interleaved
+        for ph in range(2):
+            _mac(out[:, :, ph], taps, g[ph])
+        planes.append(out.view(B * 2 * m, h, w))
+    y = _up2_flat(planes, filters, p)
+    return y.view(B, 2 * m, *y.shape[1:])
+
+
 # ----- the 2-D path for filters longer than two, as row and column convolutions
 #
 # A row convolution then a column convolution (about 2F multiply-adds per coefficient instead of the
@@ -324,12 +369,13 @@ def _flat_1d(t: torch.Tensor, numel: int, flen: int) -> bool:
 
 
 def _flat_3d(t: torch.Tensor, numel: int, flen: int) -> bool:
-    """Whether the 3-D lattice (:func:`._lattice.down3`) beats ``conv3d``, whose cost grows with the
-    cube of the filter length (measured on a 2-core x86 CPU: from about 4 million samples with
-    db2, 260 thousand with db4 and 130 thousand with db7; 1.6-10x faster above that)."""
+    """Whether the 3-D flat passes (the lattice, :func:`._lattice.down3`, or the filter taps,
+    :func:`_down3_flat`) beat ``conv3d``, whose cost grows with the cube of the filter length
+    (measured on a 2-core x86 CPU, from about 2 million samples with 4 taps, 260 thousand with 8 and
+    80 thousand with 12: 1.5-11x faster above that)."""
     if t.device.type != "cpu" or torch.jit.is_tracing():
         return False
-    return numel * flen * flen >= 1 << 24
+    return numel * flen**3 >= 1 << 27
 
 
 def _lattice_of(t: torch.Tensor, numel: int, taps: torch.Tensor) -> _lattice.Lattice | None:
@@ -347,8 +393,7 @@ def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tupl
     even = all(n % 2 == 0 for n in x.shape[1:])
     if x.ndim == 4 and even and filters.shape[1] > 2 and _flat_3d(x, x.numel(), filters.shape[1]):
         lat = _lattice_of(x, x.numel(), filters.view(2, -1, 2).transpose(0, 1))
-        if lat is not None:
-            return _lattice.down3(x, lat, p)
+        return _lattice.down3(x, lat, p) if lat else _down3_flat(x, filters, p)
     if x.ndim == 3 and even:
         if filters.shape[1] > 2:
             lat = _lattice_of(x, x.numel(), filters.view(2, -1, 2).transpose(0, 1))  # (L, band, phase)
@@ -401,8 +446,7 @@ def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: 
         return _lattice.up1(bands, lat, p) if lat else _up1_flat(bands, filters, p)
     if len(bands) == 8 and filters.shape[1] > 2 and _flat_3d(bands[0], 8 * bands[0].numel(), filters.shape[1]):
         lat = _lattice_of(bands[0], 8 * bands[0].numel(), synthesis_taps(filters).permute(2, 0, 1))
-        if lat is not None:
-            return _lattice.up3(bands, lat, p)
+        return _lattice.up3(bands, lat, p) if lat else _up3_flat(bands, filters, p)
     if len(bands) == 4:
         if filters.shape[1] > 2:
             numel = 4 * bands[0].numel()
