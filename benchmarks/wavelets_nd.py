@@ -1,11 +1,13 @@
-"""1-D multilevel DWT (wavedec then waverec along the last axis) against PyWavelets and ptwt.
+"""1-D and 3-D multilevel DWTs (wavedec then waverec) against PyWavelets and ptwt.
 
-    python benchmarks/wavelets_1d.py [--threads 2] [--rounds 3] [--min-time 0.3] [--keep-freed-memory]
+    python benchmarks/wavelets_nd.py [--threads 2] [--rounds 3] [--min-time 0.3] [--keep-freed-memory]
 
-Cases: the 16x3x256x256 batch of ``benchmarks/wavelets.py`` along its last axis (rows of 256
-samples) and 16 signals of 65536 samples; db4 and bior3.5 (an orthogonal and a biorthogonal bank),
-symmetric and zero modes, three levels. Prints the peer's time over subband's (> 1: subband is
-faster) and writes JSON rows to ``bench-results/wavelets_1d.jsonl``.
+1-D, along the last axis, three levels: the 16x3x256x256 batch of ``benchmarks/wavelets.py`` (rows
+of 256 samples) and 16 signals of 65536 samples; db4 and bior3.5 (an orthogonal and a
+biorthogonal bank), symmetric and zero modes; against PyWavelets and ptwt. 3-D (wavedecn over the
+last three axes), two levels: a 4x64x64x64 batch, symmetric mode, db4, sym7, bior3.5 and bior6.8;
+against PyWavelets. Prints the peer's time over subband's (> 1: subband is faster) and writes
+JSON rows to ``bench-results/wavelets_nd.jsonl``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
     ap.add_argument("--keep-freed-memory", action="store_true", help="glibc: no page faults on reused buffers")
-    ap.add_argument("--out", default="bench-results/wavelets_1d.jsonl")
+    ap.add_argument("--out", default="bench-results/wavelets_nd.jsonl")
     args = ap.parse_args()
     if args.keep_freed_memory:
         keep_freed_memory()
@@ -59,6 +61,18 @@ def main() -> None:
                         return ptwt.waverec(ptwt.wavedec(x, name, mode=mode, level=3), name)
 
                     cases.append(dict(name=label, ours=ours, baseline=peer, baseline_name="ptwt", shape=list(shape)))
+    v = torch.randn(4, 64, 64, 64)
+    vn, axes = v.numpy(), (1, 2, 3)
+    for name in ("db4", "sym7", "bior3.5", "bior6.8"):
+
+        def ours3(name=name):  # type: ignore[no-untyped-def]
+            return sw.waverecn(sw.wavedecn(v, name, level=2, axes=axes), name, axes=axes)
+
+        def ref3(name=name):  # type: ignore[no-untyped-def]
+            return pywt.waverecn(pywt.wavedecn(vn, name, level=2, axes=axes), name, axes=axes)
+
+        label = f"4x64x64x64 {name} symmetric J=2 (3-D)"
+        cases.append(dict(name=label, ours=ours3, baseline=ref3, baseline_name="pywt", shape=list(v.shape)))
     run_cases(cases, args.rounds, args.min_time, args.out)
 
 
