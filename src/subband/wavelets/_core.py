@@ -378,25 +378,27 @@ def _flat_3d(t: torch.Tensor, numel: int, flen: int) -> bool:
     return numel * flen**3 >= 1 << 27
 
 
-def _lattice_of(t: torch.Tensor, numel: int, taps: torch.Tensor) -> _lattice.Lattice | None:
-    """The lattice of the polyphase ``taps`` when a flat path could run (the factorization is cached,
-    but reading the taps is not free for small inputs, and a trace must not read them)."""
+def _lattice_of(t: torch.Tensor, numel: int, filters: torch.Tensor, up: bool) -> _lattice.Lattice | None:
+    """The lattice of ``filters`` used for the analysis (or, with ``up``, the synthesis) when a flat
+    path could run (the factorization is cached, but reading the filters is not free for small
+    inputs, and a trace must not read them)."""
     if t.device.type != "cpu" or numel < 1 << 15 or torch.jit.is_tracing():
         return None
-    return _lattice.lattice(taps)
+    # polyphase taps (L, outputs, inputs): bands from phases, or phases from bands
+    return _lattice.lattice(synthesis_taps(filters).permute(2, 0, 1) if up else filters.view(2, -1, 2).transpose(0, 1))
 
 
 def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tuple[torch.Tensor, ...]:
     if x.ndim == 2 and x.shape[1] % 2 == 0 and filters.shape[1] > 2 and _flat_1d(x, x.numel(), filters.shape[1]):
-        lat = _lattice_of(x, x.numel(), filters.view(2, -1, 2).transpose(0, 1))
+        lat = _lattice_of(x, x.numel(), filters, up=False)
         return _lattice.down1(x, lat, p) if lat else _down1_flat(x, filters, p).unbind(1)
     even = all(n % 2 == 0 for n in x.shape[1:])
     if x.ndim == 4 and even and filters.shape[1] > 2 and _flat_3d(x, x.numel(), filters.shape[1]):
-        lat = _lattice_of(x, x.numel(), filters.view(2, -1, 2).transpose(0, 1))
+        lat = _lattice_of(x, x.numel(), filters, up=False)
         return _lattice.down3(x, lat, p) if lat else _down3_flat(x, filters, p)
     if x.ndim == 3 and even:
         if filters.shape[1] > 2:
-            lat = _lattice_of(x, x.numel(), filters.view(2, -1, 2).transpose(0, 1))  # (L, band, phase)
+            lat = _lattice_of(x, x.numel(), filters, up=False)
             if not _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
                 return _down2_conv(x, filters, p).unbind(1)
             return _lattice.down2(x, lat, p) if lat else _down2_flat(x, filters, p).unbind(1)
@@ -442,15 +444,15 @@ def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 
 def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
     if len(bands) == 2 and filters.shape[1] > 2 and _flat_1d(bands[0], 2 * bands[0].numel(), filters.shape[1]):
-        lat = _lattice_of(bands[0], 2 * bands[0].numel(), synthesis_taps(filters).permute(2, 0, 1))
+        lat = _lattice_of(bands[0], 2 * bands[0].numel(), filters, up=True)
         return _lattice.up1(bands, lat, p) if lat else _up1_flat(bands, filters, p)
     if len(bands) == 8 and filters.shape[1] > 2 and _flat_3d(bands[0], 8 * bands[0].numel(), filters.shape[1]):
-        lat = _lattice_of(bands[0], 8 * bands[0].numel(), synthesis_taps(filters).permute(2, 0, 1))
+        lat = _lattice_of(bands[0], 8 * bands[0].numel(), filters, up=True)
         return _lattice.up3(bands, lat, p) if lat else _up3_flat(bands, filters, p)
     if len(bands) == 4:
         if filters.shape[1] > 2:
             numel = 4 * bands[0].numel()
-            lat = _lattice_of(bands[0], numel, synthesis_taps(filters).permute(2, 0, 1))  # (L, phase, band)
+            lat = _lattice_of(bands[0], numel, filters, up=True)
             if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
                 return _lattice.up2(bands, lat, p) if lat else _up2_flat(bands, filters, p)
             # stacked channels-last, the layout the convolutions read without a copy
@@ -531,8 +533,8 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0) -> tuple[torch.Tensor, ...]:
     """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
     outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
-    :func:`band_keys` order (views of one buffer: a channels-last or band-major ``(B, 2**k, *n)`` tensor, or
-    in the 2-D lattice path two band pairs with contiguous rows).
+    :func:`band_keys` order (views, not necessarily contiguous: in 2-D of one buffer, a channels-last or
+    band-major ``(B, 2**k, *n)`` tensor or, in the lattice path, two band pairs with contiguous rows).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
