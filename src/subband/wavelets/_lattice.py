@@ -209,30 +209,34 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[tor
 
 def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: int) -> torch.Tensor:
     """As the direct flat passes: four bands ``(B, m, n)``, each zero-padded by ``p`` ->
-    ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
+    ``(B, 2m', 2n')``, m' = m + 2p - L + 1. Works in place in five slots of one band each (the four
+    bands and a spare), beside the output."""
     B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
     L = len(lat.stages)
     m, n = M - L + 1, N - L + 1
     Q = B * M * N
-    # one buffer for the four, scaled (band (bh, bw) by scale[bh] * scale[bw]), zero border of p
-    buf = bands[0].new_empty(4 * Q + L)
-    c = buf[: 4 * Q].view(4, B, M, N)
+    # each slot has room past its end for the L-1 rows and samples its channel may have moved by
+    slots = bands[0].new_empty(5, Q + L * (N + 1))
+    # the four bands, scaled (band (bh, bw) by scale[bh] * scale[bw]), zero border of p
+    c = slots[:4, :Q].view(4, B, M, N)
     for i, (b, dst) in enumerate(zip(bands, c)):
         torch.mul(b, lat.scale[i // 2] * lat.scale[i % 2], out=dst[:, p : M - p, p : N - p])
     if p:
         zero_border(c, p)
-    c = c.view(4, Q)
     # rows: bands (0, bw) and (1, bw) are the channels, flat over (B, M, N); an advance is one row,
     # and outputs in the last L-1 rows of an image read into the next one (they are cropped)
-    rows = c.new_empty(2, 2 * Q + L)  # (bw, (row phase, ...))
+    spare = slots[4, :Q]
+    rows = []  # [bw][row phase]
     for bw in range(2):
-        spare = rows[1] if bw == 0 else c[0]  # band (0, 0) is spent once the first rows are done
-        _run(lat, c[bw], c[2 + bw], spare, N, out=rows[bw, : 2 * Q].view(2, Q))
-    # columns: the column bands are the channels, flat over (row phase, B, M, N); an advance is one sample
-    y0, y1, _ = _run(lat, rows[0], rows[1], buf, 1)
-    # crop, and interleave the two column phases
-    y0, y1 = (_grid(y, (2, B, M, N))[:, :, :m, :n].permute(1, 2, 0, 3) for y in (y0, y1))  # (B, m, row phase, n)
-    return interleave(y0, y1).view(B, 2 * m, 2 * n)
+        *y, spare = _run(lat, slots[bw, :Q], slots[2 + bw, :Q], spare.as_strided((Q,), (1,)), N)
+        rows.append(y)
+    # columns: for each row phase, its two column bands are the channels; an advance is one sample
+    out = torch.empty((B, m, 2, n), dtype=torch.promote_types(c.dtype, torch.complex64), device=c.device)
+    for ph in range(2):
+        *y, spare = _run(lat, rows[0][ph], rows[1][ph], spare.as_strided(rows[0][ph].shape, (1,)), 1)
+        # crop, and interleave the two column phases into this row phase
+        torch.complex(*(_grid(v, (B, M, N))[:, :m, :n] for v in y), out=out[:, :, ph])
+    return torch.view_as_real(out).view(B, 2 * m, 2 * n)
 
 
 def down3(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
