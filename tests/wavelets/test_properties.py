@@ -246,6 +246,16 @@ def test_lattice_synthesis_works_in_five_band_slots(wavelet):
     assert_close(sw.idwt2(coeffs, wavelet, mode="zero"), x)
 
 
+def test_lattice_analysis_frees_its_spare_region_where_the_bands_leave_it():
+    """db4's lattice stages end with the bands back in the two phase regions (coif2's do not), so
+    its 2-D bands hold only those: the input's size plus the zero padding, not 1.5x that."""
+    x = torch.randn(8, 128, 128)
+    cA, details = sw.dwt2(x, "db4", mode="zero")
+    held = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in (cA, *details)}
+    padded = 8 * (128 + 12) ** 2 * 4
+    assert sum(held.values()) < 1.1 * padded
+
+
 def test_haar_sign_names_the_orthonormal_haar_bank_only():
     s = 2**-0.5
     assert [sw.Wavelet(n).haar_sign for n in ("haar", "db1", "bior1.1", "rbio1.1", "db2")] == [1, 1, 1, 1, 0]

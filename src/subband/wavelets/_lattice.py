@@ -170,15 +170,16 @@ def up1(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
 
 def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[torch.Tensor, ...]:
     """As the direct flat passes: ``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side ->
-    the four bands ``(B, m, n)``, views with contiguous rows into one buffer of 1.5x the input
-    (``gain`` multiplies the input, for free)."""
+    the four bands ``(B, m, n)``, views with contiguous rows into a buffer of the input's size and
+    (for some banks) a second of half of it (``gain`` multiplies the input, for free)."""
     B, L = x.shape[0], len(lat.stages)
     Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
     m, n = Hh - L + 1, Wh - L + 1
     G = B * Hh * 2 * Wh
     # three regions: the two column phases and a spare, each with room past its end for the L-1
-    # rows the channels move by
-    buf = x.new_empty(3, G + 2 * L * (Wh + 1))
+    # rows the channels move by. The spare is a buffer of its own: where the stages leave the bands
+    # in the first two regions (db2, db4, coif3), it is freed on return.
+    buf = x.new_empty(2, G + 2 * L * (Wh + 1))
     # split the columns into their phases and scale them, the one copy of the forward (zero padding
     # becomes a border of p): (col phase, B, H/2, row phase, W/2)
     xs = buf[:2, :G].view(2, B, Hh, 2, Wh)
@@ -193,7 +194,7 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[tor
         zero_border(xs, p, row_dim=2)
     # columns: the column phases are the channels, flat over (B, H/2, row phase, W/2); an advance is
     # one sample, and outputs near the end of a row read into the next row (they are cropped)
-    lo, hi, free = _run(lat, buf[0], buf[1], buf[2], 1)
+    lo, hi, free = _run(lat, buf[0], buf[1], torch.empty_like(buf[0]), 1)
     # rows: the row phases of each column band are the channels; an advance is one row, and outputs
     # in the last L-1 rows of an image read into the next one (they are cropped). The region the
     # column bands left free gives each its spare half.
