@@ -252,7 +252,7 @@ def test_lattice_analysis_frees_its_spare_region_where_the_bands_leave_it():
     x = torch.randn(8, 128, 128)
     cA, details = sw.dwt2(x, "db4", mode="zero")
     held = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in (cA, *details)}
-    padded = 8 * (128 + 12) ** 2 * 4
+    padded = 8 * (128 + 12) ** 2 * 4  # zero mode pads each side by 6 (2p, p = L - 1 = 3)
     assert sum(held.values()) < 1.1 * padded
 
 

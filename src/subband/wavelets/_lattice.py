@@ -182,7 +182,7 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[tor
     buf = x.new_empty(2, G + 2 * L * (Wh + 1))
     # split the columns into their phases and scale them, the one copy of the forward (zero padding
     # becomes a border of p): (col phase, B, H/2, row phase, W/2)
-    xs = buf[:2, :G].view(2, B, Hh, 2, Wh)
+    xs = buf[:, :G].view(2, B, Hh, 2, Wh)
     e0, e1 = lat.scale
     s: float | torch.Tensor = gain * e0 * e0  # (col phase, row phase) takes e[col] * e[row]
     if e0 != e1:
@@ -232,12 +232,12 @@ def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
         *y, spare = _run(lat, slots[bw, :Q], slots[2 + bw, :Q], spare.as_strided((Q,), (1,)), N)
         rows.append(y)
     # columns: for each row phase, its two column bands are the channels; an advance is one sample
-    out = torch.empty((B, m, 2, n), dtype=torch.promote_types(c.dtype, torch.complex64), device=c.device)
+    out = c.new_empty(B, m, 2, 2 * n)  # (B, m, row phase, 2n)
     for ph in range(2):
         *y, spare = _run(lat, rows[0][ph], rows[1][ph], spare.as_strided(rows[0][ph].shape, (1,)), 1)
         # crop, and interleave the two column phases into this row phase
-        torch.complex(*(_grid(v, (B, M, N))[:, :m, :n] for v in y), out=out[:, :, ph])
-    return torch.view_as_real(out).view(B, 2 * m, 2 * n)
+        interleave(*(_grid(v, (B, M, N))[:, :m, :n] for v in y), out=out[:, :, ph])
+    return out.view(B, 2 * m, 2 * n)
 
 
 def down3(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:

@@ -243,11 +243,14 @@ def _extension(
     return out
 
 
-def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def interleave(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Two real tensors of one shape ``(..., n)`` -> ``(..., 2n)`` with ``a`` at the even and ``b`` at
-    the odd positions of the last axis, in one pass (a complex number is such a pair)."""
-    out = torch.empty(a.shape, dtype=torch.promote_types(a.dtype, torch.complex64), device=a.device)
-    return torch.view_as_real(torch.complex(a, b, out=out)).flatten(-2)
+    the odd positions of the last axis, in one pass (a complex number is such a pair); into ``out``
+    if given (its last axis contiguous, starting at an even offset)."""
+    if out is None:
+        out = a.new_empty(*a.shape[:-1], 2 * a.shape[-1])
+    torch.complex(a, b, out=torch.view_as_complex(out.unflatten(-1, (-1, 2))))
+    return out
 
 
 def zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
