@@ -193,6 +193,7 @@ def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     y = c[0].new_empty(2, 2, B, M, N) if buf is None else buf.view(2, 2, B, M, N)  # (col phase, row phase, ...)
     for q in range(2):
         _mac(y[q].view(-1)[:T], taps, g[q])
+    del taps, rows  # spent: freed before the output is allocated
     # crop, and interleave the two column phases
     y = y[:, :, :, :m, :n].permute(0, 2, 3, 1, 4)  # (col phase, B, m, row phase, n)
     return interleave(y[0], y[1]).view(B, 2 * m, 2 * n)
@@ -289,6 +290,7 @@ def _up2_conv(c: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
     c = c.contiguous(memory_format=torch.channels_last)
     r = F.conv2d(c, rows, padding=(p, 0))  # (B, (row phase, bw), m', n)
     y = F.conv2d(r, cols, padding=(0, p))  # (B, (row phase, col phase), m', n')
+    del r  # spent: freed before the output is allocated
     B, _, m, n = y.shape
     # memory (B, m', n', row phase, col phase) -> (B, m', row phase, n', col phase): the one copy
     return y.permute(0, 2, 3, 1).reshape(B, m, n, 2, 2).transpose(2, 3).reshape(B, 2 * m, 2 * n)
