@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from . import _lattice
 from ._filters import Wavelet
-from ._pad import interleave, pad_axes, zero_border
+from ._pad import fold_axes, interleave, pad_axes, phase_border, zero_border
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -133,19 +133,19 @@ def _up1_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     return interleave(y[0, :, :m], y[1, :, :m])
 
 
-def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> torch.Tensor:
-    """``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side -> ``(B, 4, m, n)``: views of
-    band-major memory, each band's rows contiguous."""
+def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int, mode: str = "zero") -> torch.Tensor:
+    """``x (B, H, W)``, H and W even, extended by ``2p`` each side in ``mode`` -> ``(B, 4, m, n)``:
+    views of band-major memory, each band's rows contiguous."""
     B = x.shape[0]
     L = filters.shape[1] // 2
     Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
     m, n = Hh - L + 1, Wh - L + 1
-    # split the columns into their phases, the one copy of the forward (zero padding becomes a
+    # split the columns into their phases, the one copy of the forward (the extension becomes a
     # border of p): (col phase, B, H/2, row phase, W/2)
     xs = x.new_empty(2, B, Hh, 2, Wh)
     xs[:, :, p : Hh - p, :, p : Wh - p].copy_(x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3))
     if p:
-        zero_border(xs, p, row_dim=2)
+        phase_border(xs, x, p, mode)
     f = filters.tolist()
     # columns: tap 2t + phase of output j reads xs[phase, j + t]; flat over (B, H/2, row phase, W/2)
     xs = xs.view(2, -1)
@@ -390,7 +390,22 @@ def _lattice_of(t: torch.Tensor, numel: int, filters: torch.Tensor, up: bool) ->
     return _lattice.lattice(synthesis_taps(filters).permute(2, 0, 1) if up else filters.view(2, -1, 2).transpose(0, 1))
 
 
-def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tuple[torch.Tensor, ...]:
+def _extend_by(x: torch.Tensor, q: int, mode: str) -> torch.Tensor:
+    """``x (B, *N)`` extended by ``q`` samples on each side of every axis after the first."""
+    if mode == "zero":
+        return _zero_pad(x.unsqueeze(1), q).squeeze(1)
+    return pad_axes(x, [(q, q)] * (x.ndim - 1), mode) if q else x
+
+
+def _down_any(
+    x: torch.Tensor, filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
+) -> tuple[torch.Tensor, ...]:
+    if mode != "zero":  # the 2-D flat passes extend the border as they split the phases; the others first
+        if x.ndim == 3 and filters.shape[1] > 2 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+            lat = _lattice_of(x, x.numel(), filters, up=False)
+            if _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
+                return _lattice.down2(x, lat, p, mode=mode) if lat else _down2_flat(x, filters, p, mode).unbind(1)
+        x, p = _extend_by(x, 2 * p, mode), 0
     if x.ndim == 2 and x.shape[1] % 2 == 0 and filters.shape[1] > 2 and _flat_1d(x, x.numel(), filters.shape[1]):
         lat = _lattice_of(x, x.numel(), filters, up=False)
         return _lattice.down1(x, lat, p) if lat else _down1_flat(x, filters, p).unbind(1)
@@ -406,7 +421,7 @@ def _down_any(x: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tupl
             return _lattice.down2(x, lat, p) if lat else _down2_flat(x, filters, p).unbind(1)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
             return (_down2_haar(x, haar) if haar else _down2_pairs(x, filters)).unbind(1)
-    return _down_raw(_zero_pad(x.unsqueeze(1), 2 * p).squeeze(1), down_kernel(filters, x.ndim - 1)).unbind(1)
+    return _down_raw(_extend_by(x, 2 * p, "zero"), down_kernel(filters, x.ndim - 1)).unbind(1)
 
 
 def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -466,26 +481,32 @@ def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: 
 
 
 class _Down(torch.autograd.Function):
-    """Stride-2 analysis convolution (input zero-padded by ``2p`` per side) whose backward is the
-    polyphase synthesis with padding ``L-1-p``: its exact adjoint (PyTorch's own conv backward
-    goes through a transposed convolution, several times slower). ``haar`` is
-    :attr:`Wavelet.haar_sign` of the bank the filters come from (0: any filters)."""
+    """Stride-2 analysis convolution (input extended by ``2p`` per side in ``mode``) whose backward
+    is the polyphase synthesis with padding ``L-1-p`` (for zero padding; for another extension, with
+    ``L-1`` and then the extension's adjoint): its exact adjoint (PyTorch's own conv backward goes
+    through a transposed convolution, several times slower). ``haar`` is :attr:`Wavelet.haar_sign`
+    of the bank the filters come from (0: any filters)."""
 
     @staticmethod
-    def forward(ctx, x, filters, p, haar):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, filters, p, haar, mode):  # type: ignore[no-untyped-def, override]
         ctx.save_for_backward(filters)
-        ctx.size, ctx.p, ctx.haar = x.shape[1:], p, haar
+        ctx.size, ctx.p, ctx.haar, ctx.mode = x.shape[1:], p, haar, mode
         # one output per band: their gradients reach the backward apart, with no stacking copy
-        return _down_any(x, filters, p, haar)
+        return _down_any(x, filters, p, haar, mode)
 
     @staticmethod
     def backward(ctx, *grads):  # type: ignore[no-untyped-def, override]
         (filters,) = ctx.saved_tensors
-        gx = _Up.apply(filters, filters.shape[1] // 2 - 1 - ctx.p, ctx.haar, *grads)
-        extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
-        if any(extra):
-            gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
-        return gx, None, None, None
+        L, p = filters.shape[1] // 2, ctx.p
+        if ctx.mode != "zero":  # the gradient of the extended input, folded back
+            gx = _Up.apply(filters, L - 1, ctx.haar, *grads)
+            gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(2 * p, 2 * p)] * len(ctx.size), ctx.mode)
+        else:
+            gx = _Up.apply(filters, L - 1 - p, ctx.haar, *grads)
+            extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
+            if any(extra):
+                gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
+        return gx, None, None, None, None
 
 
 class _Up(torch.autograd.Function):
@@ -501,7 +522,7 @@ class _Up(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
         (filters,) = ctx.saved_tensors
-        return (None, None, None, *_Down.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p, ctx.haar))
+        return (None, None, None, *_Down.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p, ctx.haar, "zero"))
 
 
 def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -532,18 +553,20 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def down(x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0) -> tuple[torch.Tensor, ...]:
-    """``x (B, *Np)``, zero-padded by ``2 * pad`` samples on each side of each axis, correlated with the
-    outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
+def down(
+    x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0, mode: str = "zero"
+) -> tuple[torch.Tensor, ...]:
+    """``x (B, *Np)``, extended by ``2 * pad`` samples on each side of each axis (boundary ``mode``),
+    correlated with the outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
     :func:`band_keys` order (views, not necessarily contiguous: in 2-D of one buffer, a channels-last or
     band-major ``(B, 2**k, *n)`` tensor or, in the lattice path, two band pairs with contiguous rows).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
-        return _down_stencil(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), filters).unbind(1)
+        return _down_stencil(_extend_by(x, 2 * pad, mode), filters).unbind(1)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
-        return _down_raw(_zero_pad(x.unsqueeze(1), 2 * pad).squeeze(1), down_kernel(filters, k)).unbind(1)
-    return _Down.apply(x, filters, pad, haar)
+        return _down_raw(_extend_by(x, 2 * pad, mode), down_kernel(filters, k)).unbind(1)
+    return _Down.apply(x, filters, pad, haar, mode)
 
 
 def up(bands: Sequence[torch.Tensor], filters: torch.Tensor, haar: int = 0) -> torch.Tensor:
@@ -571,6 +594,14 @@ def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]
     if mode == "zero" and not torch.compiler.is_compiling():
         odd = [v for n in reversed(x.shape[1:]) for v in (0, n % 2)]
         return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign)
+    if (
+        mode != "periodization"
+        and flen > 2
+        and all(n % 2 == 0 for n in x.shape[1:])
+        and not torch.compiler.is_compiling()
+    ):
+        # even sizes: F-2 on each side, extended inside (by the 2-D flat passes as they split the phases)
+        return down(x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign, mode)
     if mode == "periodization":
         x = pad_axes(x, [(0, n % 2) for n in x.shape[1:]], "constant")  # odd sizes: repeat the last sample
         x = pad_axes(x, [(flen // 2 - 1, flen // 2 - 1)] * k, "periodic")

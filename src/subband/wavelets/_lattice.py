@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._pad import interleave, zero_border
+from ._pad import interleave, phase_border, zero_border
 
 
 class Lattice(NamedTuple):
@@ -168,8 +168,8 @@ def up1(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
     return interleave(_grid(y0, (B, M))[:, :m], _grid(y1, (B, M))[:, :m])
 
 
-def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[torch.Tensor, ...]:
-    """As the direct flat passes: ``x (B, H, W)``, H and W even, zero-padded by ``2p`` each side ->
+def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0, mode: str = "zero") -> tuple[torch.Tensor, ...]:
+    """As the direct flat passes: ``x (B, H, W)``, H and W even, extended by ``2p`` each side in ``mode`` ->
     the four bands ``(B, m, n)``, views with contiguous rows into a buffer of the input's size and
     (for some banks) a second of half of it (``gain`` multiplies the input, for free)."""
     B, L = x.shape[0], len(lat.stages)
@@ -180,7 +180,7 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[tor
     # rows the channels move by. The spare is a buffer of its own: where the stages leave the bands
     # in the first two regions (db2, db4, coif3), it is freed on return.
     buf = x.new_empty(2, G + 2 * L * (Wh + 1))
-    # split the columns into their phases and scale them, the one copy of the forward (zero padding
+    # split the columns into their phases and scale them, the one copy of the forward (the extension
     # becomes a border of p): (col phase, B, H/2, row phase, W/2)
     xs = buf[:, :G].view(2, B, Hh, 2, Wh)
     e0, e1 = lat.scale
@@ -191,7 +191,7 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0) -> tuple[tor
         x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3), s, out=xs[:, :, p : Hh - p, :, p : Wh - p]
     )
     if p:
-        zero_border(xs, p, row_dim=2)
+        phase_border(xs, x, p, mode, s)
     # columns: the column phases are the channels, flat over (B, H/2, row phase, W/2); an advance is
     # one sample, and outputs near the end of a row read into the next row (they are cropped)
     lo, hi, free = _run(lat, buf[0], buf[1], torch.empty_like(buf[0]), 1)

@@ -150,12 +150,7 @@ class _PadAxes(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
         shape, widths, mode = ctx.args
-        k = len(widths)
-        for i in reversed(range(k)):
-            d = g.ndim - k + i
-            if any(widths[i]):
-                g = _Fold.apply(g, shape[d], *widths[i], mode, d)
-        return g, None, None
+        return fold_axes(g, shape, widths, mode), None, None
 
 
 def _extend(x: torch.Tensor, left: int, right: int, mode: str, dim: int) -> torch.Tensor:
@@ -257,6 +252,42 @@ def zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
     """Zero the outer ``p`` samples along ``row_dim`` and the last axis, in place."""
     for side in (t.narrow(row_dim, 0, p), t.narrow(row_dim, t.shape[row_dim] - p, p), t[..., :p], t[..., -p:]):
         side.zero_()
+
+
+def phase_border(xs: torch.Tensor, x: torch.Tensor, p: int, mode: str, scale: float | torch.Tensor = 1.0) -> None:
+    """Fill the border of ``xs (2 column phases, B, H/2 + 2p, 2 row phases, W/2 + 2p)``, the phase
+    split of ``x (B, H, W)`` extended by ``2p`` samples on each side of both axes in ``mode``, times
+    ``scale`` (the caller wrote the interior): the extension is gathered for the border strips only."""
+    if mode == "zero":
+        zero_border(xs, p, row_dim=2)
+        return
+    B, H, W = x.shape
+    q, Hh, Wh = 2 * p, xs.shape[2], xs.shape[4]
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # (B, rows, cols) -> (col phase, B, rows/2, row phase, cols/2)
+        return t.view(B, t.shape[1] // 2, 2, t.shape[2] // 2, 2).permute(4, 0, 1, 2, 3)
+
+    # top and bottom strips with the corners: the rows' extension, then extended along the columns
+    for start, dst in ((0, xs[:, :, :p]), (q + H, xs[:, :, Hh - p :])):
+        rows = _extend(_extension(x, H, q, q, mode, 1, start, start + q), q, q, mode, 2)  # (B, q, W + 2q)
+        torch.mul(split(rows), scale, out=dst)
+    # left and right strips beside the rows of x
+    for start, dst in ((0, xs[..., :p]), (q + W, xs[..., Wh - p :])):
+        cols = _extension(x, W, q, q, mode, 2, start, start + q)  # (B, H, q)
+        torch.mul(split(cols), scale, out=dst[:, :, p : Hh - p])
+
+
+def fold_axes(
+    g: torch.Tensor, shape: torch.Size | tuple[int, ...], widths: list[tuple[int, int]], mode: str
+) -> torch.Tensor:
+    """The adjoint of extending the last ``len(widths)`` axes of a tensor of ``shape``: ``g``'s
+    extensions added back where they were read from, one axis at a time (differentiable again)."""
+    k = len(widths)
+    for i in reversed(range(k)):
+        d = g.ndim - k + i
+        if any(widths[i]):
+            g = _Fold.apply(g, shape[d], *widths[i], mode, d)
+    return g
 
 
 def pad(x: torch.Tensor, pad_widths: int | tuple, mode: str) -> torch.Tensor:
