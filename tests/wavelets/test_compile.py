@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import subband.wavelets as sw
+from tests.tolerances import assert_close
 
 
 def test_compile_functions_and_modules():
@@ -30,10 +31,12 @@ def test_compiled_forward_equals_eager_in_every_mode(mode):
     x = torch.randn(2, 17, 14)
     fwd = lambda t: sw.wavedec2(t, "db2", mode=mode, level=2)  # noqa: E731
     got, want = torch.compile(fwd)(x), fwd(x)
-    torch.testing.assert_close(got[0], want[0])
+    # the project's float32 tolerance: smooth mode's extrapolation grows coefficients to a few
+    # hundred, where float32 rounding differs by more than torch's default atol of 1e-5
+    assert_close(got[0], want[0])
     for g, w in zip(got[1:], want[1:]):
         for gb, wb in zip(g, w):
-            torch.testing.assert_close(gb, wb)
+            assert_close(gb, wb)
 
 
 def test_stencil_forms_equal_the_convolutions():
