@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from . import _lattice
 from ._filters import Wavelet
-from ._pad import fold_axes, interleave, pad_axes, phase_border, zero_border
+from ._pad import band_border, fold_axes, interleave, pad_axes, phase_border
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -165,19 +165,20 @@ def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int, mode: str = "zer
     return out[:, :, :m, :n].transpose(0, 1)
 
 
-def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> torch.Tensor:
-    """Four bands ``(B, m, n)``, each zero-padded by ``p`` -> ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
+def _up2_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, mode: str = "zero") -> torch.Tensor:
+    """Four bands ``(B, m, n)``, each extended by ``p`` in ``mode`` (zero or periodic) ->
+    ``(B, 2m', 2n')``, m' = m + 2p - L + 1."""
     B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
     L = filters.shape[1] // 2
     m, n = M - L + 1, N - L + 1
     g = synthesis_taps(filters).reshape(2, 2 * L).tolist()  # g[phase] over (band, k)
     buf = None
-    if p or not all(b.is_contiguous() for b in bands):  # one buffer for the four, zero border of p
+    if p or not all(b.is_contiguous() for b in bands):  # one buffer for the four, with their border of p
         buf = bands[0].new_empty(4, B, M, N)
         for b, dst in zip(bands, buf):
             dst[:, p : M - p, p : N - p].copy_(b)
         if p:
-            zero_border(buf, p)
+            band_border(buf, p, mode)
         bands = buf.unbind(0)
     c = [b.view(-1) for b in bands]
     # along the columns' axis: tap k of row i reads band row i + k, flat over (B, M, N)
@@ -459,7 +460,17 @@ def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     return out.view(B, 2 * m, 2 * n)
 
 
-def _up_any(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int) -> torch.Tensor:
+def _up_any(
+    bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
+) -> torch.Tensor:
+    if mode != "zero":  # the 2-D flat passes lay down the periodic border as they copy the bands in; the others first
+        m, n = bands[0].shape[-2:]
+        if len(bands) == 4 and filters.shape[1] > 2 and p <= min(m, n):
+            numel = 4 * bands[0].numel()
+            lat = _lattice_of(bands[0], numel, filters, up=True)
+            if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
+                return _lattice.up2(bands, lat, p, mode) if lat else _up2_flat(bands, filters, p, mode)
+        bands, p = [pad_axes(b, [(p, p)] * (b.ndim - 1), mode) for b in bands], 0
     if len(bands) == 2 and filters.shape[1] > 2 and _flat_1d(bands[0], 2 * bands[0].numel(), filters.shape[1]):
         lat = _lattice_of(bands[0], 2 * bands[0].numel(), filters, up=True)
         return _lattice.up1(bands, lat, p) if lat else _up1_flat(bands, filters, p)
@@ -499,10 +510,10 @@ class _Down(torch.autograd.Function):
         (filters,) = ctx.saved_tensors
         L, p = filters.shape[1] // 2, ctx.p
         if ctx.mode != "zero":  # the gradient of the extended input, folded back
-            gx = _Up.apply(filters, L - 1, ctx.haar, *grads)
+            gx = _Up.apply(filters, L - 1, ctx.haar, "zero", *grads)
             gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(2 * p, 2 * p)] * len(ctx.size), ctx.mode)
         else:
-            gx = _Up.apply(filters, L - 1 - p, ctx.haar, *grads)
+            gx = _Up.apply(filters, L - 1 - p, ctx.haar, "zero", *grads)
             extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
             if any(extra):
                 gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
@@ -510,19 +521,24 @@ class _Down(torch.autograd.Function):
 
 
 class _Up(torch.autograd.Function):
-    """Polyphase synthesis of the ``2**k`` bands (each zero-padded by ``p``) whose backward is the
-    stride-2 convolution with padding ``L-1-p``, its adjoint."""
+    """Polyphase synthesis of the ``2**k`` bands (each extended by ``p`` in ``mode``, zero or
+    periodic) whose backward is the stride-2 convolution with padding ``L-1-p`` (for zero padding;
+    for the periodic extension, with ``L-1`` and then the extension's adjoint), its adjoint."""
 
     @staticmethod
-    def forward(ctx, filters, p, haar, *bands):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, filters, p, haar, mode, *bands):  # type: ignore[no-untyped-def, override]
         ctx.save_for_backward(filters)
-        ctx.p, ctx.haar = p, haar
-        return _up_any(bands, filters, p, haar)
+        ctx.p, ctx.haar, ctx.mode, ctx.shape = p, haar, mode, bands[0].shape
+        return _up_any(bands, filters, p, haar, mode)
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[no-untyped-def, override]
         (filters,) = ctx.saved_tensors
-        return (None, None, None, *_Down.apply(g, filters, filters.shape[1] // 2 - 1 - ctx.p, ctx.haar, "zero"))
+        L, p, k = filters.shape[1] // 2, ctx.p, len(ctx.shape) - 1
+        if ctx.mode == "zero":
+            return (None, None, None, None, *_Down.apply(g, filters, L - 1 - p, ctx.haar, "zero"))
+        grads = _Down.apply(g, filters, L - 1, ctx.haar, "zero")  # of the extended bands, folded back
+        return (None, None, None, None, *(fold_axes(gb, ctx.shape, [(p, p)] * k, ctx.mode) for gb in grads))
 
 
 def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -569,15 +585,19 @@ def down(
     return _Down.apply(x, filters, pad, haar, mode)
 
 
-def up(bands: Sequence[torch.Tensor], filters: torch.Tensor, haar: int = 0) -> torch.Tensor:
+def up(
+    bands: Sequence[torch.Tensor], filters: torch.Tensor, haar: int = 0, pad: int = 0, mode: str = "zero"
+) -> torch.Tensor:
     """Transposed stride-2 convolution of the ``2**k`` bands ``(B, *n)`` (in :func:`band_keys`
-    order) with ``filters (2, F)``, keeping outputs ``F-2 .. 2n-1`` of the full result:
-    ``(B, *(2n - F + 2))``."""
-    if torch.compiler.is_compiling():
-        return _up_stencil(torch.stack(list(bands), 1), filters)
-    if filters.requires_grad:
-        return _up_raw(torch.stack(list(bands), 1), up_kernel(filters, bands[0].ndim - 1))
-    return _Up.apply(filters, 0, haar, *bands)
+    order), each extended by ``pad`` on each side of each axis (``mode`` zero or periodic), with
+    ``filters (2, F)``, keeping outputs ``F-2 .. 2n'-1`` of the full result (``n' = n + 2 pad``):
+    ``(B, *(2n' - F + 2))``."""
+    if torch.compiler.is_compiling() or filters.requires_grad:
+        c = torch.stack([_extend_by(b, pad, mode) for b in bands], 1)
+        if torch.compiler.is_compiling():
+            return _up_stencil(c, filters)
+        return _up_raw(c, up_kernel(filters, bands[0].ndim - 1))
+    return _Up.apply(filters, pad, haar, mode, *bands)
 
 
 def out_len(n: int, flen: int, mode: str) -> int:
@@ -613,12 +633,10 @@ def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]
 def synthesis(bands: Sequence[torch.Tensor], w: Wavelet, mode: str) -> torch.Tensor:
     """The ``2**k`` bands ``(B, *n)`` (:func:`band_keys` order) -> signal ``(B, *N)``;
     ``N = 2n - F + 2`` (``2n`` periodized)."""
-    k = bands[0].ndim - 1
     L = w.dec_len // 2
     n = bands[0].shape[1:]
-    if mode == "periodization":
-        bands = [pad_axes(b, [(L // 2, L // 2)] * k, "periodic") for b in bands]
-    y = up(bands, w.synthesis(bands[0].dtype, bands[0].device), w.haar_sign)
+    pad = L // 2 if mode == "periodization" else 0  # the bands' periodic extension, inside
+    y = up(bands, w.synthesis(bands[0].dtype, bands[0].device), w.haar_sign, pad, "periodic" if pad else "zero")
     if mode == "periodization":
         start = 2 * (L // 2) - L + 1
         y = y[(slice(None),) + tuple(slice(start, start + 2 * ni) for ni in n)]

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._pad import interleave, phase_border, zero_border
+from ._pad import band_border, interleave, phase_border
 
 
 class Lattice(NamedTuple):
@@ -208,8 +208,8 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0, mode: str = 
     return tuple(out[bw][bh] for bh in range(2) for bw in range(2))
 
 
-def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: int) -> torch.Tensor:
-    """As the direct flat passes: four bands ``(B, m, n)``, each zero-padded by ``p`` ->
+def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: int, mode: str = "zero") -> torch.Tensor:
+    """As the direct flat passes: four bands ``(B, m, n)``, each extended by ``p`` in ``mode`` (zero or periodic) ->
     ``(B, 2m', 2n')``, m' = m + 2p - L + 1. Works in place in five slots of one band each (the four
     bands and a spare), beside the output."""
     B, M, N = bands[0].shape[0], bands[0].shape[1] + 2 * p, bands[0].shape[2] + 2 * p
@@ -218,12 +218,12 @@ def up2(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
     Q = B * M * N
     # each slot has room past its end for the L-1 rows and samples its channel may have moved by
     slots = bands[0].new_empty(5, Q + L * (N + 1))
-    # the four bands, scaled (band (bh, bw) by scale[bh] * scale[bw]), zero border of p
+    # the four bands, scaled (band (bh, bw) by scale[bh] * scale[bw]), with their border of p
     c = slots[:4, :Q].view(4, B, M, N)
     for i, (b, dst) in enumerate(zip(bands, c)):
         torch.mul(b, lat.scale[i // 2] * lat.scale[i % 2], out=dst[:, p : M - p, p : N - p])
     if p:
-        zero_border(c, p)
+        band_border(c, p, mode)
     # rows: bands (0, bw) and (1, bw) are the channels, flat over (B, M, N); an advance is one row,
     # and outputs in the last L-1 rows of an image read into the next one (they are cropped)
     spare = slots[4, :Q]

@@ -254,6 +254,21 @@ def zero_border(t: torch.Tensor, p: int, row_dim: int = -2) -> None:
         side.zero_()
 
 
+def band_border(t: torch.Tensor, p: int, mode: str) -> None:
+    """Fill the outer ``p`` samples of the last two axes of ``t``, whose interior holds bands, with
+    zeros (``zero``) or the interior's periodic extension (``periodic``; ``p`` at most the interior's
+    size), in place."""
+    if mode == "zero":
+        zero_border(t, p)
+        return
+    assert mode == "periodic", mode
+    M, N = t.shape[-2:]
+    t[..., :p, p : N - p].copy_(t[..., M - 2 * p : M - p, p : N - p])
+    t[..., M - p :, p : N - p].copy_(t[..., p : 2 * p, p : N - p])
+    t[..., :p].copy_(t[..., N - 2 * p : N - p])
+    t[..., N - p :].copy_(t[..., p : 2 * p])
+
+
 def phase_border(xs: torch.Tensor, x: torch.Tensor, p: int, mode: str, scale: float | torch.Tensor = 1.0) -> None:
     """Fill the border of ``xs (2 column phases, B, H/2 + 2p, 2 row phases, W/2 + 2p)``, the phase
     split of ``x (B, H, W)`` extended by ``2p`` samples on each side of both axes in ``mode``, times
