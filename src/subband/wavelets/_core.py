@@ -401,25 +401,22 @@ def _extend_by(x: torch.Tensor, q: int, mode: str) -> torch.Tensor:
 def _down_any(
     x: torch.Tensor, filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
 ) -> tuple[torch.Tensor, ...]:
-    if mode != "zero":  # the 2-D flat passes extend the border as they split the phases; the others first
-        if x.ndim == 3 and filters.shape[1] > 2 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
-            lat = _lattice_of(x, x.numel(), filters, up=False)
-            if _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
-                return _lattice.down2(x, lat, p, mode=mode) if lat else _down2_flat(x, filters, p, mode).unbind(1)
+    even = all(n % 2 == 0 for n in x.shape[1:])
+    if x.ndim == 3 and even and filters.shape[1] > 2:  # the 2-D flat passes lay down any extension as a border
+        lat = _lattice_of(x, x.numel(), filters, up=False)
+        if _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
+            return _lattice.down2(x, lat, p, mode=mode) if lat else _down2_flat(x, filters, p, mode).unbind(1)
+    if mode != "zero":  # the other paths pad zeros themselves, or read an extended copy
         x, p = _extend_by(x, 2 * p, mode), 0
     if x.ndim == 2 and x.shape[1] % 2 == 0 and filters.shape[1] > 2 and _flat_1d(x, x.numel(), filters.shape[1]):
         lat = _lattice_of(x, x.numel(), filters, up=False)
         return _lattice.down1(x, lat, p) if lat else _down1_flat(x, filters, p).unbind(1)
-    even = all(n % 2 == 0 for n in x.shape[1:])
     if x.ndim == 4 and even and filters.shape[1] > 2 and _flat_3d(x, x.numel(), filters.shape[1]):
         lat = _lattice_of(x, x.numel(), filters, up=False)
         return _lattice.down3(x, lat, p) if lat else _down3_flat(x, filters, p)
     if x.ndim == 3 and even:
         if filters.shape[1] > 2:
-            lat = _lattice_of(x, x.numel(), filters, up=False)
-            if not _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
-                return _down2_conv(x, filters, p).unbind(1)
-            return _lattice.down2(x, lat, p) if lat else _down2_flat(x, filters, p).unbind(1)
+            return _down2_conv(x, filters, p).unbind(1)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
             return (_down2_haar(x, haar) if haar else _down2_pairs(x, filters)).unbind(1)
     return _down_raw(_extend_by(x, 2 * p, "zero"), down_kernel(filters, x.ndim - 1)).unbind(1)
@@ -463,13 +460,12 @@ def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 def _up_any(
     bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
 ) -> torch.Tensor:
-    if mode != "zero":  # the 2-D flat passes lay down the periodic border as they copy the bands in; the others first
-        m, n = bands[0].shape[-2:]
-        if len(bands) == 4 and filters.shape[1] > 2 and p <= min(m, n):
-            numel = 4 * bands[0].numel()
-            lat = _lattice_of(bands[0], numel, filters, up=True)
-            if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
-                return _lattice.up2(bands, lat, p, mode) if lat else _up2_flat(bands, filters, p, mode)
+    if len(bands) == 4 and filters.shape[1] > 2 and (mode == "zero" or p <= min(bands[0].shape[-2:])):
+        numel = 4 * bands[0].numel()  # the 2-D flat passes lay down the border as they copy the bands in
+        lat = _lattice_of(bands[0], numel, filters, up=True)
+        if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
+            return _lattice.up2(bands, lat, p, mode) if lat else _up2_flat(bands, filters, p, mode)
+    if mode != "zero":  # the other paths pad zeros themselves, or read extended copies
         bands, p = [pad_axes(b, [(p, p)] * (b.ndim - 1), mode) for b in bands], 0
     if len(bands) == 2 and filters.shape[1] > 2 and _flat_1d(bands[0], 2 * bands[0].numel(), filters.shape[1]):
         lat = _lattice_of(bands[0], 2 * bands[0].numel(), filters, up=True)
@@ -478,12 +474,7 @@ def _up_any(
         lat = _lattice_of(bands[0], 8 * bands[0].numel(), filters, up=True)
         return _lattice.up3(bands, lat, p) if lat else _up3_flat(bands, filters, p)
     if len(bands) == 4:
-        if filters.shape[1] > 2:
-            numel = 4 * bands[0].numel()
-            lat = _lattice_of(bands[0], numel, filters, up=True)
-            if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
-                return _lattice.up2(bands, lat, p) if lat else _up2_flat(bands, filters, p)
-            # stacked channels-last, the layout the convolutions read without a copy
+        if filters.shape[1] > 2:  # stacked channels-last, the layout the convolutions read without a copy
             return _up2_conv(torch.stack(list(bands), -1).movedim(-1, 1), filters, p)
         if p == 0 and not torch.jit.is_tracing():
             return _up2_haar(bands, haar) if haar else _up2_pairs(torch.stack(list(bands), 1), filters)
