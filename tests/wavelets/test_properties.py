@@ -171,6 +171,14 @@ def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
         for key in want[1]:
             assert_close(got[1][key], torch.from_numpy(want[1][key]))
         assert_close(sw.waverecn(got, "db3", mode=mode, axes=(1, 2, 3)), torch.from_numpy(v))
+        # even sizes, where the 2-D flat passes lay the extension down as a border (here wider than
+        # the 4-row image: 2 x 4 samples for db3)
+        for e in (x[:, :12, :], x[:, :4, :6]):
+            got = sw.wavedec2(torch.from_numpy(e), "db3", mode=mode, level=1)
+            want = pywt.wavedec2(e, "db3", mode=mode, level=1)
+            for g, w in zip([got[0], *got[1]], [want[0], *want[1]]):
+                assert_close(g, torch.from_numpy(w))
+            assert_close(sw.waverec2(got, "db3", mode=mode), torch.from_numpy(e))
     t = torch.randn(1, 10, 12, dtype=torch.float64, requires_grad=True)
     for dec, rec in ((sw.wavedec2, sw.waverec2), (sw.wavedec, sw.waverec)):
         fwd_inv = lambda v, dec=dec, rec=rec: rec(dec(v, "db2", mode="symmetric", level=1), "db2", mode="symmetric")  # noqa: E731
