@@ -466,7 +466,7 @@ def _up_any(
         if _flat_2d(bands[0], numel, filters.shape[1], lat is not None):
             return _lattice.up2(bands, lat, p, mode) if lat else _up2_flat(bands, filters, p, mode)
     if mode != "zero":  # the other paths pad zeros themselves, or read extended copies
-        bands, p = [pad_axes(b, [(p, p)] * (b.ndim - 1), mode) for b in bands], 0
+        bands, p = [_extend_by(b, p, mode) for b in bands], 0
     if len(bands) == 2 and filters.shape[1] > 2 and _flat_1d(bands[0], 2 * bands[0].numel(), filters.shape[1]):
         lat = _lattice_of(bands[0], 2 * bands[0].numel(), filters, up=True)
         return _lattice.up1(bands, lat, p) if lat else _up1_flat(bands, filters, p)

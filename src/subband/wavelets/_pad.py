@@ -1,5 +1,6 @@
-"""Boundary extension along one axis, in all nine PyWavelets modes (and two buffer helpers of the
-flat passes: zeroing a border, interleaving two phases).
+"""Boundary extension along one axis, in all nine PyWavelets modes, its adjoint (``fold_axes``), and
+the buffer helpers of the flat passes: a border of zeros or of the extension laid down in place
+(``zero_border``, ``band_border``, ``phase_border``) and the interleave of two phases.
 
 Every mode is written as a gather (``index_select``) plus, where the mode needs it, a sign or a
 linear term in the edge samples, so any pad width works, including widths longer than the signal
