@@ -68,7 +68,7 @@ def test_shards_together_are_the_single_process_batches(n, world):
 
 
 _SCRIPT = """
-import json, sys
+import json, os, sys
 import torch
 from subband.data import SRPairs
 from subband.train import TrainConfig, distributed, fit
@@ -106,7 +106,11 @@ with distributed.launched():
         fit(TrainConfig(**{**cfg, "batch_size": 7}, out_dir=out + "/odd"), train25, progress=False)
     except ValueError as e:
         record["error"] = str(e)
-    print(json.dumps({"rank": distributed.rank(), "world": distributed.world_size(), **record}))
+    record.update(rank=distributed.rank(), world=distributed.world_size())
+tasks = "/proc/self/task"  # Linux: the names of this process's threads
+if os.path.isdir(tasks):
+    record["gloo_threads"] = sum("gloo" in open(f"{tasks}/{t}/comm").read() for t in os.listdir(tasks))
+print(json.dumps(record))
 """
 
 
@@ -122,6 +126,8 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
     )
     assert [(r["rank"], r["world"]) for r in returned] == [(0, 2), (1, 2)]
     assert "divisible by the number of processes (2)" in returned[0]["error"]
+    # the group is gone when the processes leave it (a group kept alive can abort a rank at exit)
+    assert all(r.get("gloo_threads", 0) == 0 for r in returned)
 
     cfg = TrainConfig(
         model="espcn_x2", epochs=2, batch_size=8, lr=1e-3, warmup_epochs=0.5, out_dir=str(tmp_path / "one")

@@ -14,6 +14,7 @@ seeded permutation a single process uses into global batches and gives rank ``r`
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections.abc import Iterator
@@ -70,6 +71,10 @@ def launched() -> Iterator[None]:
         backend = "nccl"
     else:
         backend = "gloo"
+    # torch.distributed.nn binds the default group as a default argument when it is first imported
+    # (DDP imports it). Imported after init, it would keep the group and its gloo threads alive past
+    # destroy_process_group, to interpreter exit, where a rank whose peer has left can abort.
+    importlib.import_module("torch.distributed.nn")
     dist.init_process_group(backend, init_method="env://", rank=int(env["RANK"]), world_size=size)
     try:
         yield
