@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from . import _lattice
 from ._filters import Wavelet
-from ._pad import band_border, fold_axes, interleave, pad_axes, phase_border
+from ._pad import band_border, fold_axes, interleave, pad_axes, phase_split
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -133,19 +133,17 @@ def _up1_flat(bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int) -> t
     return interleave(y[0, :, :m], y[1, :, :m])
 
 
-def _down2_flat(x: torch.Tensor, filters: torch.Tensor, p: int, mode: str = "zero") -> torch.Tensor:
-    """``x (B, H, W)``, H and W even, extended by ``2p`` each side in ``mode`` -> ``(B, 4, m, n)``:
+def _down2_flat(x: torch.Tensor, filters: torch.Tensor, q: int, mode: str = "zero") -> torch.Tensor:
+    """``x (B, H, W)``, H and W even, extended by ``q`` samples each side in ``mode`` -> ``(B, 4, m, n)``:
     views of band-major memory, each band's rows contiguous."""
     B = x.shape[0]
     L = filters.shape[1] // 2
-    Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
+    Hh, Wh = x.shape[1] // 2 + q, x.shape[2] // 2 + q
     m, n = Hh - L + 1, Wh - L + 1
     # split the columns into their phases, the one copy of the forward (the extension becomes a
-    # border of p): (col phase, B, H/2, row phase, W/2)
+    # border): (col phase, B, H/2, row phase, W/2)
     xs = x.new_empty(2, B, Hh, 2, Wh)
-    xs[:, :, p : Hh - p, :, p : Wh - p].copy_(x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3))
-    if p:
-        phase_border(xs, x, p, mode)
+    phase_split(xs, x, q, mode)
     f = filters.tolist()
     # columns: tap 2t + phase of output j reads xs[phase, j + t]; flat over (B, H/2, row phase, W/2)
     xs = xs.view(2, -1)
@@ -211,7 +209,7 @@ def _down3_flat(x: torch.Tensor, filters: torch.Tensor, p: int) -> tuple[torch.T
     T = Dp // 2 - L + 1
     f = filters.tolist()
     lo, hi = [], []
-    for band in _down2_flat(x.reshape(B * Dp, *x.shape[2:]), filters, p).unbind(1):
+    for band in _down2_flat(x.reshape(B * Dp, *x.shape[2:]), filters, 2 * p).unbind(1):
         v = band.view(B, Dp // 2, 2, *band.shape[1:])  # (B, depth/2, depth phase, h, w)
         taps = [v[:, k // 2 : k // 2 + T, k % 2] for k in range(2 * L)]
         out = band.new_empty(2, B, T, *band.shape[1:])
@@ -398,16 +396,24 @@ def _extend_by(x: torch.Tensor, q: int, mode: str) -> torch.Tensor:
     return pad_axes(x, [(q, q)] * (x.ndim - 1), mode) if q else x
 
 
+def _width(p: int, filters: torch.Tensor, mode: str) -> int:
+    """Samples the analysis extends each side by: ``2p``, or in ``periodization`` ``L-1`` (the
+    extension that keeps ``n/2`` outputs)."""
+    return filters.shape[1] // 2 - 1 if mode == "periodization" else 2 * p
+
+
 def _down_any(
     x: torch.Tensor, filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
 ) -> tuple[torch.Tensor, ...]:
     even = all(n % 2 == 0 for n in x.shape[1:])
-    if x.ndim == 3 and even and filters.shape[1] > 2:  # the 2-D flat passes lay down any extension as a border
+    q = _width(p, filters, mode)
+    if x.ndim == 3 and even and filters.shape[1] > 2 and (q % 2 == 0 or q < min(x.shape[1:])):
+        # the 2-D flat passes lay down the extension as a border
         lat = _lattice_of(x, x.numel(), filters, up=False)
         if _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
-            return _lattice.down2(x, lat, p, mode=mode) if lat else _down2_flat(x, filters, p, mode).unbind(1)
+            return _lattice.down2(x, lat, q, mode=mode) if lat else _down2_flat(x, filters, q, mode).unbind(1)
     if mode != "zero":  # the other paths pad zeros themselves, or read an extended copy
-        x, p = _extend_by(x, 2 * p, mode), 0
+        x, p = _extend_by(x, q, mode), 0
     if x.ndim == 2 and x.shape[1] % 2 == 0 and filters.shape[1] > 2 and _flat_1d(x, x.numel(), filters.shape[1]):
         lat = _lattice_of(x, x.numel(), filters, up=False)
         return _lattice.down1(x, lat, p) if lat else _down1_flat(x, filters, p).unbind(1)
@@ -502,7 +508,8 @@ class _Down(torch.autograd.Function):
         L, p = filters.shape[1] // 2, ctx.p
         if ctx.mode != "zero":  # the gradient of the extended input, folded back
             gx = _Up.apply(filters, L - 1, ctx.haar, "zero", *grads)
-            gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(2 * p, 2 * p)] * len(ctx.size), ctx.mode)
+            q = _width(p, filters, ctx.mode)
+            gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(q, q)] * len(ctx.size), ctx.mode)
         else:
             gx = _Up.apply(filters, L - 1 - p, ctx.haar, "zero", *grads)
             extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
@@ -563,16 +570,17 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 def down(
     x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0, mode: str = "zero"
 ) -> tuple[torch.Tensor, ...]:
-    """``x (B, *Np)``, extended by ``2 * pad`` samples on each side of each axis (boundary ``mode``),
+    """``x (B, *Np)``, extended by ``2 * pad`` samples on each side of each axis (boundary ``mode``;
+    ``periodization``: by ``F/2 - 1``, ``pad`` unused),
     correlated with the outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
     :func:`band_keys` order (views, not necessarily contiguous: in 2-D of one buffer, a channels-last or
     band-major ``(B, 2**k, *n)`` tensor or, in the lattice path, two band pairs with contiguous rows).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
-        return _down_stencil(_extend_by(x, 2 * pad, mode), filters).unbind(1)
+        return _down_stencil(_extend_by(x, _width(pad, filters, mode), mode), filters).unbind(1)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
-        return _down_raw(_extend_by(x, 2 * pad, mode), down_kernel(filters, k)).unbind(1)
+        return _down_raw(_extend_by(x, _width(pad, filters, mode), mode), down_kernel(filters, k)).unbind(1)
     return _Down.apply(x, filters, pad, haar, mode)
 
 
@@ -605,13 +613,9 @@ def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]
     if mode == "zero" and not torch.compiler.is_compiling():
         odd = [v for n in reversed(x.shape[1:]) for v in (0, n % 2)]
         return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign)
-    if (
-        mode != "periodization"
-        and flen > 2
-        and all(n % 2 == 0 for n in x.shape[1:])
-        and not torch.compiler.is_compiling()
-    ):
-        # even sizes: F-2 on each side, extended inside (by the 2-D flat passes as they split the phases)
+    if flen > 2 and all(n % 2 == 0 for n in x.shape[1:]) and not torch.compiler.is_compiling():
+        # even sizes: F-2 on each side (periodization F/2-1), extended inside (by the 2-D flat passes
+        # as they split the phases)
         return down(x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign, mode)
     if mode == "periodization":
         x = pad_axes(x, [(0, n % 2) for n in x.shape[1:]], "constant")  # odd sizes: repeat the last sample

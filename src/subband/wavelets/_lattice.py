@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._pad import band_border, interleave, phase_border
+from ._pad import band_border, interleave, phase_split
 
 
 class Lattice(NamedTuple):
@@ -168,12 +168,12 @@ def up1(bands: tuple[torch.Tensor, ...] | list[torch.Tensor], lat: Lattice, p: i
     return interleave(_grid(y0, (B, M))[:, :m], _grid(y1, (B, M))[:, :m])
 
 
-def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0, mode: str = "zero") -> tuple[torch.Tensor, ...]:
-    """As the direct flat passes: ``x (B, H, W)``, H and W even, extended by ``2p`` each side in ``mode`` ->
-    the four bands ``(B, m, n)``, views with contiguous rows into a buffer of the input's size and
-    (for some banks) a second of half of it (``gain`` multiplies the input, for free)."""
+def down2(x: torch.Tensor, lat: Lattice, q: int, gain: float = 1.0, mode: str = "zero") -> tuple[torch.Tensor, ...]:
+    """As the direct flat passes: ``x (B, H, W)``, H and W even, extended by ``q`` samples each side in
+    ``mode`` -> the four bands ``(B, m, n)``, views with contiguous rows into a buffer of the input's
+    size and (for some banks) a second of half of it (``gain`` multiplies the input, for free)."""
     B, L = x.shape[0], len(lat.stages)
-    Hh, Wh = x.shape[1] // 2 + 2 * p, x.shape[2] // 2 + 2 * p
+    Hh, Wh = x.shape[1] // 2 + q, x.shape[2] // 2 + q
     m, n = Hh - L + 1, Wh - L + 1
     G = B * Hh * 2 * Wh
     # three regions: the two column phases and a spare, each with room past its end for the L-1
@@ -181,17 +181,12 @@ def down2(x: torch.Tensor, lat: Lattice, p: int, gain: float = 1.0, mode: str = 
     # in the first two regions (db2, db4, coif3), it is freed on return.
     buf = x.new_empty(2, G + 2 * L * (Wh + 1))
     # split the columns into their phases and scale them, the one copy of the forward (the extension
-    # becomes a border of p): (col phase, B, H/2, row phase, W/2)
-    xs = buf[:, :G].view(2, B, Hh, 2, Wh)
+    # becomes a border): (col phase, B, H/2, row phase, W/2)
     e0, e1 = lat.scale
     s: float | torch.Tensor = gain * e0 * e0  # (col phase, row phase) takes e[col] * e[row]
     if e0 != e1:
         s = gain * torch.tensor([[e0 * e0, e0 * e1], [e1 * e0, e1 * e1]], dtype=x.dtype).view(2, 1, 1, 2, 1)
-    torch.mul(
-        x.view(B, Hh - 2 * p, 2, Wh - 2 * p, 2).permute(4, 0, 1, 2, 3), s, out=xs[:, :, p : Hh - p, :, p : Wh - p]
-    )
-    if p:
-        phase_border(xs, x, p, mode, s)
+    phase_split(buf[:, :G].view(2, B, Hh, 2, Wh), x, q, mode, s)
     # columns: the column phases are the channels, flat over (B, H/2, row phase, W/2); an advance is
     # one sample, and outputs near the end of a row read into the next row (they are cropped)
     lo, hi, free = _run(lat, buf[0], buf[1], torch.empty_like(buf[0]), 1)
@@ -249,7 +244,7 @@ def down3(x: torch.Tensor, lat: Lattice, p: int) -> tuple[torch.Tensor, ...]:
         x = torch.nn.functional.pad(x, (0, 0, 0, 0, 2 * p, 2 * p))
     Dp = x.shape[1]
     e0, e1 = lat.scale
-    bands = down2(x.reshape(B * Dp, *x.shape[2:]), lat, p, gain=e0 if e0 == e1 else 1.0)
+    bands = down2(x.reshape(B * Dp, *x.shape[2:]), lat, 2 * p, gain=e0 if e0 == e1 else 1.0)
     lo, hi = [], []
     for band in bands:
         v = band.view(B, Dp // 2, 2, *band.shape[1:]).movedim(1, 0)  # (depth/2, B, 2 phases, h, w)

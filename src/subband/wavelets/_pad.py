@@ -1,6 +1,7 @@
 """Boundary extension along one axis, in all nine PyWavelets modes, its adjoint (``fold_axes``), and
 the buffer helpers of the flat passes: a border of zeros or of the extension laid down in place
-(``zero_border``, ``band_border``, ``phase_border``) and the interleave of two phases.
+(``zero_border``, ``band_border``, ``wrap``, ``phase_border``), the phase split that lays it
+down while it copies the input (``phase_split``) and the interleave of two phases.
 
 Every mode is written as a gather (``index_select``) plus, where the mode needs it, a sign or a
 linear term in the edge samples, so any pad width works, including widths longer than the signal
@@ -263,11 +264,45 @@ def band_border(t: torch.Tensor, p: int, mode: str) -> None:
         zero_border(t, p)
         return
     assert mode == "periodic", mode
+    wrap(t, p, p, p, p)
+
+
+def wrap(t: torch.Tensor, top: int, bottom: int, left: int, right: int) -> None:
+    """Fill a border of the last two axes of ``t`` (``top`` rows above the interior, ``bottom``
+    below, ``left`` and ``right`` columns beside it; none wider than the interior) with the
+    interior's periodic extension, in place."""
     M, N = t.shape[-2:]
-    t[..., :p, p : N - p].copy_(t[..., M - 2 * p : M - p, p : N - p])
-    t[..., M - p :, p : N - p].copy_(t[..., p : 2 * p, p : N - p])
-    t[..., :p].copy_(t[..., N - 2 * p : N - p])
-    t[..., N - p :].copy_(t[..., p : 2 * p])
+    PM, PN = M - top - bottom, N - left - right
+    inner = t[..., top : M - bottom, :]
+    inner[..., :left].copy_(inner[..., PN : PN + left])
+    inner[..., N - right :].copy_(inner[..., left : left + right])
+    t[..., :top, :].copy_(t[..., PM : PM + top, :])
+    t[..., M - bottom :, :].copy_(t[..., top : top + bottom, :])
+
+
+def phase_split(xs: torch.Tensor, x: torch.Tensor, q: int, mode: str, scale: float | torch.Tensor = 1.0) -> None:
+    """Fill ``xs (2 column phases, B, H/2 + q, 2 row phases, W/2 + q)`` with the phase split of
+    ``x (B, H, W)`` extended by ``q`` samples on each side of both axes in ``mode``, times ``scale``
+    (a number, or a ``(2, 1, 1, 2, 1)`` tensor over column and row phases): one copy of ``x`` and the
+    border strips. An odd ``q`` (periodic modes, ``q`` less than the sizes) puts each of ``x``'s
+    phases into the other's place, one sample further along."""
+    B, H, W = x.shape
+    Hh, Wh = xs.shape[2], xs.shape[4]
+    if q % 2 == 0:
+        p = q // 2
+        src = x.view(B, H // 2, 2, W // 2, 2).permute(4, 0, 1, 2, 3)
+        torch.mul(src, scale, out=xs[:, :, p : Hh - p, :, p : Wh - p])
+        if p:
+            phase_border(xs, x, p, mode, scale)
+        return
+    assert mode in ("periodic", "periodization") and q < min(H, W), (mode, q, H, W)
+    rows = xs.view(2, B, 2 * Hh, Wh)  # per column phase, the extended rows in order
+    for c in range(2):
+        o = (q + 1 - 2 * c) // 2  # column 2i + c of the extension is x's column 2(i - o) + 1 - c
+        s = scale[c].flip(2) if isinstance(scale, torch.Tensor) else scale  # row r of x: phase 1 - r
+        dst = rows[c, :, q : q + H, o : o + W // 2].unflatten(1, (H // 2, 2))
+        torch.mul(x[..., 1 - c :: 2].unflatten(1, (H // 2, 2)), s, out=dst)
+        wrap(rows[c], q, q, o, Wh - o - W // 2)
 
 
 def phase_border(xs: torch.Tensor, x: torch.Tensor, p: int, mode: str, scale: float | torch.Tensor = 1.0) -> None:
