@@ -5,7 +5,10 @@
 Cases: haar and db4, level 1 and 3, modes zero, symmetric and periodization. Operations: forward
 (wavedec2), inverse (waverec2), forward+inverse, and forward+backward (the gradient of the sum of
 all coefficients, into a fresh ``.grad``) for the differentiable libraries. Also times two plain
-copies of the input (the memory-traffic floor). Prints tables of ratios (peer time / subband time:
+copies of the input (the memory-traffic floor). Before anything is timed, one block just under
+32 MB is allocated and freed, so glibc's malloc serves the buffers of every library from its heap
+as it does in a process that has run a while (a cold process pays page faults on its first large
+buffers). Prints tables of ratios (peer time / subband time:
 above 1 means subband is faster) and writes one JSON row per case and library. Peers that are not installed are skipped (``pip install -e '.[bench]'``).
 """
 
@@ -24,9 +27,9 @@ import torch
 import subband.wavelets as sw
 
 try:
-    from _common import environment, keep_freed_memory, peak_bytes, timeit, write_rows
+    from _common import environment, keep_freed_memory, peak_bytes, timeit, warm_allocator, write_rows
 except ImportError:  # run as a module
-    from benchmarks._common import environment, keep_freed_memory, peak_bytes, timeit, write_rows
+    from benchmarks._common import environment, keep_freed_memory, peak_bytes, timeit, warm_allocator, write_rows
 
 
 def _peers():
@@ -116,12 +119,13 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep
     torch.set_num_threads(threads)
     if keep_freed and not keep_freed_memory():
         raise SystemExit("--keep-freed-memory needs glibc (Linux)")
+    warm_allocator()  # before anything is timed, the copies included
     torch.manual_seed(0)
     peers = _peers()
     libs = ["subband", "subband+compile", "pywt", *peers]
     torch._dynamo.config.cache_size_limit = 64  # one compiled graph per case and operation
     x = torch.randn(*shape)
-    env = dict(environment(), malloc="keep freed" if keep_freed else "system")
+    env = dict(environment(), malloc="keep freed" if keep_freed else "system, warmed")
     versions = {
         "subband": _version("subband"),
         "subband+compile": _version("subband"),

@@ -20,9 +20,9 @@ import torch
 import subband.wavelets as sw
 
 try:
-    from _common import keep_freed_memory, run_cases
+    from _common import keep_freed_memory, run_cases, warm_allocator
 except ImportError:  # run as a module
-    from benchmarks._common import keep_freed_memory, run_cases
+    from benchmarks._common import keep_freed_memory, run_cases, warm_allocator
 
 
 def main() -> None:
@@ -35,6 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.keep_freed_memory:
         keep_freed_memory()
+    warm_allocator()
     torch.set_num_threads(args.threads)
     try:
         import ptwt
