@@ -338,6 +338,22 @@ def test_gradcheck_1d_3d_and_stationary():
     )
 
 
+@pytest.mark.parametrize("wavelet", ["db3", "db4", "bior3.5"])
+def test_gradcheck_periodization_1d_2d_3d(wavelet):
+    """Periodization's backward is the circular transposed convolution (the bands' gradients wrapped
+    around, then cropped): for F/2 odd and even, on sizes both above and below the filter length."""
+    for shape, dec in (
+        ((2, 14), lambda t: sw.wavedec(t, wavelet, mode="periodization", level=1)),
+        (
+            (1, 12, 6),
+            lambda t: [*sw.dwt2(t, wavelet, mode="periodization")[1], sw.dwt2(t, wavelet, mode="periodization")[0]],
+        ),
+        ((1, 4, 6, 8), lambda t: list(sw.dwtn(t, wavelet, mode="periodization", axes=(1, 2, 3)).values())),
+    ):
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda t, dec=dec: tuple(dec(t)), (x,))
+
+
 def test_nan_in_nan_out():
     x = torch.randn(1, 16, 16)
     x[0, 5, 7] = float("nan")

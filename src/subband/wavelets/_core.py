@@ -506,7 +506,12 @@ class _Down(torch.autograd.Function):
     def backward(ctx, *grads):  # type: ignore[no-untyped-def, override]
         (filters,) = ctx.saved_tensors
         L, p = filters.shape[1] // 2, ctx.p
-        if ctx.mode != "zero":  # the gradient of the extended input, folded back
+        if ctx.mode == "periodization":  # circular: the transposed convolution of the wrapped gradients
+            P = L // 2  # the bands' extension that covers every wrap (as in the inverse)
+            gx = _Up.apply(filters, P, ctx.haar, "periodic", *grads)
+            start = 2 * P - L + 1
+            gx = gx[(slice(None), *(slice(start, start + n) for n in ctx.size))]
+        elif ctx.mode != "zero":  # the gradient of the extended input, folded back
             gx = _Up.apply(filters, L - 1, ctx.haar, "zero", *grads)
             q = _width(p, filters, ctx.mode)
             gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(q, q)] * len(ctx.size), ctx.mode)
