@@ -489,9 +489,10 @@ def _up_any(
 
 
 class _Down(torch.autograd.Function):
-    """Stride-2 analysis convolution (input extended by ``2p`` per side in ``mode``) whose backward
-    is the polyphase synthesis with padding ``L-1-p`` (for zero padding; for another extension, with
-    ``L-1`` and then the extension's adjoint): its exact adjoint (PyTorch's own conv backward goes
+    """Stride-2 analysis convolution (input extended by ``2p`` per side in ``mode``, by ``L-1`` in
+    ``periodization``) whose backward is the polyphase synthesis with padding ``L-1-p`` (for zero
+    padding; for another extension, with ``L-1`` and then the extension's adjoint; for periodization,
+    of the periodically extended gradients, as the inverse): its exact adjoint (PyTorch's own conv backward goes
     through a transposed convolution, several times slower). ``haar`` is :attr:`Wavelet.haar_sign`
     of the bank the filters come from (0: any filters)."""
 
