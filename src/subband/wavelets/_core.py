@@ -514,8 +514,7 @@ class _Down(torch.autograd.Function):
             gx = gx[(slice(None), *(slice(start, start + n) for n in ctx.size))]
         elif ctx.mode != "zero":  # the gradient of the extended input, folded back
             gx = _Up.apply(filters, L - 1, ctx.haar, "zero", *grads)
-            q = _width(p, filters, ctx.mode)
-            gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(q, q)] * len(ctx.size), ctx.mode)
+            gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(2 * p, 2 * p)] * len(ctx.size), ctx.mode)
         else:
             gx = _Up.apply(filters, L - 1 - p, ctx.haar, "zero", *grads)
             extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
