@@ -508,10 +508,7 @@ class _Down(torch.autograd.Function):
         (filters,) = ctx.saved_tensors
         L, p = filters.shape[1] // 2, ctx.p
         if ctx.mode == "periodization":  # circular: the transposed convolution of the wrapped gradients
-            P = L // 2  # the bands' extension that covers every wrap (as in the inverse)
-            gx = _Up.apply(filters, P, ctx.haar, "periodic", *grads)
-            start = 2 * P - L + 1
-            gx = gx[(slice(None), *(slice(start, start + n) for n in ctx.size))]
+            gx = _periodized(_Up.apply(filters, L // 2, ctx.haar, "periodic", *grads), L, ctx.size)
         elif ctx.mode != "zero":  # the gradient of the extended input, folded back
             gx = _Up.apply(filters, L - 1, ctx.haar, "zero", *grads)
             gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(2 * p, 2 * p)] * len(ctx.size), ctx.mode)
@@ -611,36 +608,38 @@ def out_len(n: int, flen: int, mode: str) -> int:
 
 def analysis(x: torch.Tensor, w: Wavelet, mode: str) -> tuple[torch.Tensor, ...]:
     """``x (B, *N)`` with ``k = x.ndim - 1`` axes -> the ``2**k`` bands ``(B, *n)``."""
-    k = x.ndim - 1
     flen = w.dec_len
     # eagerly, zero mode's F-2 zeros on each side are padded inside the convolution; compiled, the
     # padded copy is the faster input (the stencil's loads then need no bounds checks)
     if mode == "zero" and not torch.compiler.is_compiling():
         odd = [v for n in reversed(x.shape[1:]) for v in (0, n % 2)]
         return down(F.pad(x, odd) if any(odd) else x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign)
+    if mode == "periodization":  # odd sizes first repeat their last sample; down extends by F/2-1
+        x = pad_axes(x, [(0, n % 2) for n in x.shape[1:]], "constant")
+        return down(x, w.analysis(x.dtype, x.device), 0, w.haar_sign, mode)
     if flen > 2 and all(n % 2 == 0 for n in x.shape[1:]) and not torch.compiler.is_compiling():
-        # even sizes: F-2 on each side (periodization F/2-1), extended inside (by the 2-D flat passes
-        # as they split the phases)
+        # even sizes: F-2 on each side, extended inside (by the 2-D flat passes as they split the phases)
         return down(x, w.analysis(x.dtype, x.device), flen // 2 - 1, w.haar_sign, mode)
-    if mode == "periodization":
-        x = pad_axes(x, [(0, n % 2) for n in x.shape[1:]], "constant")  # odd sizes: repeat the last sample
-        x = pad_axes(x, [(flen // 2 - 1, flen // 2 - 1)] * k, "periodic")
-    else:
-        x = pad_axes(x, [(flen - 2, 2 * out_len(n, flen, mode) - n) for n in x.shape[1:]], mode)
+    x = pad_axes(x, [(flen - 2, 2 * out_len(n, flen, mode) - n) for n in x.shape[1:]], mode)
     return down(x, w.analysis(x.dtype, x.device), 0, w.haar_sign)
 
 
 def synthesis(bands: Sequence[torch.Tensor], w: Wavelet, mode: str) -> torch.Tensor:
     """The ``2**k`` bands ``(B, *n)`` (:func:`band_keys` order) -> signal ``(B, *N)``;
     ``N = 2n - F + 2`` (``2n`` periodized)."""
-    L = w.dec_len // 2
-    n = bands[0].shape[1:]
-    pad = L // 2 if mode == "periodization" else 0  # the bands' periodic extension, inside
-    y = up(bands, w.synthesis(bands[0].dtype, bands[0].device), w.haar_sign, pad, "periodic" if pad else "zero")
+    g = w.synthesis(bands[0].dtype, bands[0].device)
     if mode == "periodization":
-        start = 2 * (L // 2) - L + 1
-        y = y[(slice(None),) + tuple(slice(start, start + 2 * ni) for ni in n)]
-    return y
+        L = w.dec_len // 2
+        y = up(bands, g, w.haar_sign, L // 2, "periodic")
+        return _periodized(y, L, [2 * n for n in bands[0].shape[1:]])
+    return up(bands, g, w.haar_sign)
+
+
+def _periodized(y: torch.Tensor, L: int, sizes: Sequence[int]) -> torch.Tensor:
+    """The circular result inside ``y``, a transposed convolution (filters of ``2L`` taps) of bands
+    periodically extended by ``L // 2``: ``sizes`` samples per axis from ``2 (L // 2) - L + 1``."""
+    start = 2 * (L // 2) - L + 1
+    return y[(slice(None), *(slice(start, start + n) for n in sizes))]
 
 
 def band_keys(k: int) -> tuple[str, ...]:
