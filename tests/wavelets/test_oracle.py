@@ -129,6 +129,27 @@ def test_large_batch_1d_2d_and_3d(wavelet, dtype):
         assert_close(sw.waverecn(got, wavelet, mode=mode, axes=(1, 2, 3)), v)
 
 
+@pytest.mark.parametrize("wavelet", ["haar", "db2", "bior3.5"])
+def test_strided_inputs_and_coefficients(wavelet):
+    """Transposed and permuted views in, and coefficients handed back as strided views: the values of
+    contiguous data (the batch is large enough for the flat passes in float32)."""
+    x = rand((4, 3, 96, 128), np.float32)
+    views = (torch.from_numpy(x).transpose(-1, -2), torch.from_numpy(x).permute(1, 0, 3, 2)[:, :, 1:, 2:])
+    for mode in ("zero", "symmetric", "periodization"):
+        for t in views:
+            ref = pywt.wavedec2(t.numpy().astype(np.float64), wavelet, mode, level=2)
+            got = sw.wavedec2(t, wavelet, mode=mode, level=2)
+            flat = [got[0], *[d for lv in got[1:] for d in lv]]
+            for r, g in zip([ref[0], *[d for lv in ref[1:] for d in lv]], flat):
+                assert_close(g, r.astype(np.float32))
+            strided = [c.transpose(-1, -2).contiguous().transpose(-1, -2) for c in flat]
+            back = [strided[0], *[tuple(strided[1 + 3 * i : 4 + 3 * i]) for i in range(2)]]
+            assert_close(sw.waverec2(back, wavelet, mode=mode), pywt.waverec2(ref, wavelet, mode).astype(np.float32))
+            ref1 = pywt.wavedec(t.numpy().astype(np.float64), wavelet, mode, level=2, axis=-2)
+            for r, g in zip(ref1, sw.wavedec(t, wavelet, mode=mode, level=2, axis=-2)):
+                assert_close(g, r.astype(np.float32))
+
+
 @pytest.mark.parametrize("wavelet", ["haar", "db2", "sym3", "bior2.2"])
 @pytest.mark.parametrize("mode", MODES)
 def test_wavedecn_waverecn_3d(wavelet, mode):

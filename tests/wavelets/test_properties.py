@@ -81,7 +81,8 @@ def test_extension_backward_is_its_adjoint(mode):
 def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
     """The 2-D multiply-adds of two-tap filters (Haar's path) against the stride-2 convolution, and
     their synthesis against the transposed one, for Haar in both sign conventions and for a pair
-    with no symmetry; synthesis reads channel-first and channels-last bands alike."""
+    with no symmetry; synthesis reads channel-first and channels-last bands alike, and Haar's
+    synthesis the interleaved bands of its analysis as pairs."""
     from subband.wavelets import _core
 
     a = 2**-0.5
@@ -96,7 +97,11 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
         assert_close(_core._up2_pairs(c.contiguous(memory_format=torch.channels_last), f), want_up)
         if f[0, 0] == a:  # the orthonormal Haar bank s [[1, 1], [h, -h]]: sums and differences
             h = 1 if f[1, 0] > 0 else -1
-            assert_close(_core._down2_haar(x, h), want)
+            bands = _core._down2_haar(x, h)
+            assert_close(torch.stack(bands, 1), want)
+            assert_close(_core._up2_haar(bands, h), _core._up_raw(want, _core.up_kernel(f, 2)))  # read as pairs
+            pair = _core._interleaved(*((bands[1], bands[0]) if h > 0 else bands[:2]))
+            assert pair.data_ptr() == min(b.data_ptr() for b in bands[:2])  # a view, no copy
             assert_close(_core._up2_haar(c.unbind(1), h), want_up)
             assert_close(_core._up2_haar(c.contiguous(memory_format=torch.channels_last).unbind(1), h), want_up)
 

@@ -12,7 +12,9 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
   (`_down2_conv`, `_up2_conv`) or, on large CPU batches, as flat multiply-add passes on
   phase-split memory: for orthogonal banks a lattice of 2x2 steps (`_lattice.down2`, `_lattice.up2`),
   for the others the filter taps (`_down2_flat`, `_up2_flat`); `_flat_2d` chooses. The orthonormal
-  Haar bank is sums and differences (`_down2_haar`, `_up2_haar`), other two-tap banks multiply-adds.
+  Haar bank is a sum and difference of row pairs and, along the columns, a multiplication of each
+  sample pair viewed as one complex number (`_down2_haar`, `_up2_haar`): two passes over contiguous
+  memory each way, the column bands left interleaved. Other two-tap banks are multiply-adds.
 - in 1-D, filters longer than two run on large CPU batches as the same flat passes (a lattice,
   `_lattice.down1`/`_lattice.up1`, or the taps, `_down1_flat`/`_up1_flat`; `_flat_1d` chooses).
 - in 3-D, filters longer than two run on large CPU batches as the 2-D flat passes over the last
@@ -327,21 +329,31 @@ def _down2_pairs(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _down2_haar(x: torch.Tensor, h: int) -> torch.Tensor:
-    """The orthonormal Haar bank ``s [[1, 1], [h, -h]]`` (``s = 2**-0.5``, ``h = +-1``) in 2-D: as
-    :func:`_down2_pairs`, with the scale ``s * s = 1/2`` folded into one ``lerp`` per band pair,
-    so each of the six passes is one unscaled sum or difference (half the passes of the general
-    two-tap path)."""
+def _complex(t: torch.Tensor) -> torch.Tensor:
+    """``t (..., 2n)`` (float32/64, last axis contiguous) as ``(..., n)`` complex: each sample pair
+    one number, so a multiplication by a constant is a 2x2 butterfly on every pair, in one
+    vectorised pass over contiguous memory."""
+    return t.view(torch.complex64 if t.dtype == torch.float32 else torch.complex128)
+
+
+def _down2_haar(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
+    """The orthonormal Haar bank ``s [[1, 1], [h, -h]]`` (``s = 2**-0.5``, ``h = +-1``) in 2-D:
+    ``(B, H, W)``, H and W even -> four bands ``(B, H/2, W/2)``. Two passes over contiguous memory,
+    no buffer beside the output: along the rows, the unscaled sum and difference of the two row
+    phases in one ``addcmul`` (each row pair read once, while it is in cache, for both bands);
+    along the columns, each sample pair times ``(1 + h i) / 2`` in place (:func:`_complex`), which
+    leaves the two column bands interleaved (the low-pass in the imaginary slot for ``h = 1``). The
+    bands are views of one ``(B, 2, H/2, W/2, 2)`` tensor, row band then column slot; each band's
+    last stride is 2."""
     B, H, W = x.shape
-    v = x.view(B, H // 2, 2, W // 2, 2)  # (B, m, row tap, n, col tap)
-    out = x.new_empty(B, 4, H // 2, W // 2)
-    a, b = v[:, :, 0], v[:, :, 1]
-    # rows, unscaled: the low-pass sum, and the high-pass difference h * (a - b)
-    for bh, r in enumerate((torch.add(a, b), torch.sub(a, b) if h > 0 else torch.sub(b, a))):
-        lo, hi = out[:, 2 * bh], out[:, 2 * bh + 1]
-        torch.lerp(r[..., 0], r[..., 1], 0.5, out=lo)  # (r0 + r1) / 2
-        torch.sub(r[..., 0], lo, out=hi) if h > 0 else torch.sub(lo, r[..., 0], out=hi)  # h (r0 - r1) / 2
-    return out
+    rows = x.unflatten(1, (H // 2, 2)).unsqueeze(1)  # (B, 1, m, row phase, W)
+    a, b = (rows[:, :, :, 0], rows[:, :, :, 1]) if h > 0 else (rows[:, :, :, 1], rows[:, :, :, 0])
+    out = x.new_empty(B, 2, H // 2, W)  # (B, row band, m, (n, column slot)), contiguous whatever x's strides
+    torch.addcmul(a, x.new_tensor([1.0, -1.0]).view(2, 1, 1), b, out=out)
+    _complex(out).mul_((1 + h * 1j) / 2)  # (re, im) -> ((re - h im) / 2, (h re + im) / 2)
+    v = out.view(B, 2, H // 2, W // 2, 2)
+    lo, hi = (1, 0) if h > 0 else (0, 1)  # the column bands' slots
+    return v[:, 0, ..., lo], v[:, 0, ..., hi], v[:, 1, ..., lo], v[:, 1, ..., hi]
 
 
 def _flat_2d(t: torch.Tensor, numel: int, flen: int, lattice: bool) -> bool:
@@ -424,7 +436,7 @@ def _down_any(
         if filters.shape[1] > 2:
             return _down2_conv(x, filters, p).unbind(1)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
-            return (_down2_haar(x, haar) if haar else _down2_pairs(x, filters)).unbind(1)
+            return _down2_haar(x, haar) if haar else _down2_pairs(x, filters).unbind(1)
     return _down_raw(_extend_by(x, 2 * p, "zero"), down_kernel(filters, x.ndim - 1)).unbind(1)
 
 
@@ -443,23 +455,29 @@ def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return out.view(B, 2 * m, 2 * n)
 
 
+def _interleaved(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a`` and ``b`` side by side, ``(..., 2)``: a view when ``b`` is ``a`` one element further on
+    in the same memory (the interleaved column bands of :func:`_down2_haar`), else interleaved in
+    one pass."""
+    same = a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+    if same and b.storage_offset() == a.storage_offset() + 1:
+        if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+            return a.as_strided((*a.shape, 2), (*a.stride(), 1))
+    return torch.view_as_real(torch.complex(a, b))
+
+
 def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     """The transposed stride-2 convolution with the Haar bank of :func:`_down2_haar` (its adjoint
-    and, the bank being orthonormal, its inverse): four bands ``(B, m, n)`` -> ``(B, 2m, 2n)``,
-    read where they are (no stacking copy), with no buffer beside the output."""
+    and, the bank being orthonormal, its inverse): four bands ``(B, m, n)`` -> ``(B, 2m, 2n)``.
+    Each row band's two column bands are read as one interleaved pair (:func:`_interleaved`); along
+    the rows, their unscaled sum and difference go to the two row phases in one ``addcmul``; along
+    the columns, each sample pair is multiplied by ``(1 - h i) / 2`` in place."""
     B, m, n = bands[0].shape
-    out = bands[0].new_empty(B, m, 2, n, 2)  # (B, m, row phase, n, col phase)
-    # along the columns, unscaled, each row band into one row-phase slot: (lo + h hi, lo - h hi)
-    slots = (1, 0) if h > 0 else (0, 1)  # the slot of row band 0 and 1
-    for bh in range(2):
-        lo, hi, cols = bands[2 * bh], bands[2 * bh + 1], out[:, :, slots[bh]]
-        (torch.add if h > 0 else torch.sub)(lo, hi, out=cols[..., 0])
-        (torch.sub if h > 0 else torch.add)(lo, hi, out=cols[..., 1])
-    # along the rows, in place: row band 0's slot keeps (r0 - r1) / 2, row band 1's gets (r0 + r1) / 2,
-    # so row phase 0 holds (r0 + h r1) / 2 and row phase 1 holds (r0 - h r1) / 2
-    r0, r1 = out[:, :, slots[0]], out[:, :, slots[1]]
-    torch.lerp(r0, r1, 0.5, out=r1)
-    torch.sub(r0, r1, out=r0)
+    first = 1 if h > 0 else 0  # the column band in slot 0 (the high-pass for h = 1)
+    p0, p1 = (_interleaved(bands[r + first], bands[r + 1 - first]).unsqueeze(2) for r in (0, 2))  # (B, m, 1, n, 2)
+    out = p0.new_empty(B, m, 2, n, 2)  # (B, m, row phase, n, column slot)
+    torch.addcmul(p0, p0.new_tensor([h, -h]).view(2, 1, 1), p1, out=out)  # phases p0 + h p1, p0 - h p1
+    _complex(out.view(B, m, 2, 2 * n)).mul_((1 - h * 1j) / 2)
     return out.view(B, 2 * m, 2 * n)
 
 
@@ -576,7 +594,8 @@ def down(
     ``periodization``: by ``F/2 - 1``, ``pad`` unused),
     correlated with the outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
     :func:`band_keys` order (views, not necessarily contiguous: in 2-D of one buffer, a channels-last or
-    band-major ``(B, 2**k, *n)`` tensor or, in the lattice path, two band pairs with contiguous rows).
+    band-major ``(B, 2**k, *n)`` tensor, in the lattice path two band pairs with contiguous rows, for
+    Haar a ``(B, 2, *n, 2)`` tensor with the column bands interleaved).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
