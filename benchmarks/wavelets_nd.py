@@ -3,11 +3,11 @@
     python benchmarks/wavelets_nd.py [--threads 2] [--rounds 3] [--min-time 0.3] [--keep-freed-memory]
 
 1-D, along the last axis, three levels: the 16x3x256x256 batch of ``benchmarks/wavelets.py`` (rows
-of 256 samples) and 16 signals of 65536 samples; db4 and bior3.5 (an orthogonal and a
-biorthogonal bank), symmetric and zero modes; against PyWavelets and ptwt. 3-D (wavedecn over the
-last three axes), two levels: a 4x64x64x64 batch, symmetric mode, db4, sym7, bior3.5 and bior6.8;
-against PyWavelets. Prints the peer's time over subband's (> 1: subband is faster) and writes
-JSON rows to ``bench-results/wavelets_nd.jsonl``.
+of 256 samples) and 16 signals of 65536 samples; haar, db4 and bior3.5 (the two-tap bank, an
+orthogonal and a biorthogonal one), symmetric and zero modes; against PyWavelets and ptwt. 3-D
+(wavedecn over the last three axes), two levels: a 4x64x64x64 batch, symmetric mode, haar, db4,
+sym7, bior3.5 and bior6.8; against PyWavelets. Prints the peer's time over subband's (> 1: subband
+is faster) and writes JSON rows to ``bench-results/wavelets_nd.jsonl``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main() -> None:
     for shape in [(16, 3, 256, 256), (16, 1 << 16)]:
         x = torch.randn(shape)
         xn = x.numpy()
-        for name in ("db4", "bior3.5"):
+        for name in ("haar", "db4", "bior3.5"):
             for mode in ("symmetric", "zero"):
                 label = f"{'x'.join(map(str, shape))} {name} {mode} J=3"
 
@@ -64,7 +64,7 @@ def main() -> None:
                     cases.append(dict(name=label, ours=ours, baseline=peer, baseline_name="ptwt", shape=list(shape)))
     v = torch.randn(4, 64, 64, 64)
     vn, axes = v.numpy(), (1, 2, 3)
-    for name in ("db4", "sym7", "bior3.5", "bior6.8"):
+    for name in ("haar", "db4", "sym7", "bior3.5", "bior6.8"):
 
         def ours3(name=name):  # type: ignore[no-untyped-def]
             return sw.waverecn(sw.wavedecn(v, name, level=2, axes=axes), name, axes=axes)

@@ -79,10 +79,9 @@ def test_extension_backward_is_its_adjoint(mode):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
-    """The 2-D multiply-adds of two-tap filters (Haar's path) against the stride-2 convolution, and
+    """The 2-D multiply-adds of two-tap filters against the stride-2 convolution, and
     their synthesis against the transposed one, for Haar in both sign conventions and for a pair
-    with no symmetry; synthesis reads channel-first and channels-last bands alike, and Haar's
-    synthesis the interleaved bands of its analysis as pairs."""
+    with no symmetry; synthesis reads channel-first and channels-last bands alike."""
     from subband.wavelets import _core
 
     a = 2**-0.5
@@ -95,15 +94,41 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
         want_up = _core._up_raw(c, _core.up_kernel(f, 2))
         assert_close(_core._up2_pairs(c, f), want_up)
         assert_close(_core._up2_pairs(c.contiguous(memory_format=torch.channels_last), f), want_up)
-        if f[0, 0] == a:  # the orthonormal Haar bank s [[1, 1], [h, -h]]: sums and differences
-            h = 1 if f[1, 0] > 0 else -1
-            bands = _core._down2_haar(x, h)
-            assert_close(torch.stack(bands, 1), want)
-            assert_close(_core._up2_haar(bands, h), _core._up_raw(want, _core.up_kernel(f, 2)))  # read as pairs
-            pair = _core._interleaved(*((bands[1], bands[0]) if h > 0 else bands[:2]))
-            assert pair.data_ptr() == min(b.data_ptr() for b in bands[:2])  # a view, no copy
-            assert_close(_core._up2_haar(c.unbind(1), h), want_up)
-            assert_close(_core._up2_haar(c.contiguous(memory_format=torch.channels_last).unbind(1), h), want_up)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_haar_passes_agree_with_the_convolution(k, dtype):
+    """The Haar bank's sums, differences and complex products (:mod:`._haar`) against the stride-2
+    convolution and its transpose, in 1-D, 2-D and 3-D, for both signs of the high-pass: the
+    synthesis reads the analysis' interleaved bands as pairs (no copy), and separate, strided,
+    broadcast or odd-offset bands alike."""
+    from subband.wavelets import _core, _haar
+
+    s = 2**-0.5
+    shape = {1: (3, 10), 2: (3, 8, 10), 3: (2, 4, 6, 8)}[k]
+    x = torch.randn(shape, dtype=dtype)
+    for h in (1, -1):
+        f = torch.tensor([[s, s], [h * s, -h * s]], dtype=dtype)
+        want = _core._down_raw(x, _core.down_kernel(f, k))  # (B, 2**k, *n)
+        bands = _haar.down(x, h)
+        assert_close(torch.stack(bands, 1), want)
+        first = 1 if h > 0 else 0  # the band of a pair in slot 0
+        pair = _haar.interleaved(bands[first], bands[1 - first])
+        assert pair.data_ptr() == min(b.data_ptr() for b in bands[:2])  # a view, no copy
+        up = _core.up_kernel(f, k)
+        assert_close(_haar.up(bands, h), _core._up_raw(want, up))
+        assert_close(_haar.up(bands, h), x)  # orthonormal: the inverse
+        c = torch.randn(want.shape, dtype=dtype)
+        assert_close(_haar.up(c.unbind(1), h), _core._up_raw(c, up))
+        strided = [torch.stack((b, -b), -1)[..., 0] for b in c.unbind(1)]  # last stride 2, not pairs
+        assert_close(_haar.up(strided, h), _core._up_raw(c, up))
+        odd = torch.randn(c.shape[0], c[0].numel() + 1, dtype=dtype)[:, 1:].view(c.shape).unbind(1)  # odd offsets
+        assert_close(_haar.up(odd, h), _core._up_raw(torch.stack(odd, 1), up))
+        ones = [torch.ones((), dtype=dtype).expand(b.shape) for b in bands]  # the gradient of a sum
+        assert_close(_haar.up(ones, h), _core._up_raw(torch.ones_like(want), up))
+        y = torch.randn(x.shape[0], x[0].numel() + 1, dtype=dtype)[:, 1:].view(x.shape)  # odd offset in
+        assert_close(torch.stack(_haar.down(y, h), 1), _core._down_raw(y, _core.down_kernel(f, k)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -307,13 +332,16 @@ def test_haar_sign_names_the_orthonormal_haar_bank_only():
 @pytest.mark.parametrize(
     "wavelet", ["haar", sw.Wavelet(([2**-0.5] * 2, [2**-0.5, -(2**-0.5)], [2**-0.5] * 2, [-(2**-0.5), 2**-0.5]))]
 )
-def test_gradcheck_haar_2d_both_sign_conventions(wavelet):
-    """Even sizes: the Haar bank's sums-and-differences path, whose backward is its own adjoint."""
-    x = torch.randn(2, 8, 12, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_gradcheck_haar_both_sign_conventions(wavelet, k):
+    """Even sizes: the Haar bank's sums, differences and complex products, whose backward is its
+    own adjoint, in 1-D, 2-D and 3-D."""
+    x = torch.randn({1: (2, 8), 2: (2, 8, 12), 3: (1, 4, 4, 6)}[k], dtype=torch.float64, requires_grad=True)
+    axes = tuple(range(1, k + 1))
 
     def fwd_inv(t):
-        c = sw.wavedec2(t, wavelet, mode="periodization", level=2)
-        return (c[0], *c[2], sw.waverec2(c, wavelet, mode="periodization") * t)
+        c = sw.wavedecn(t, wavelet, mode="periodization", level=2 if k < 3 else 1, axes=axes)
+        return (c[0], *c[1].values(), sw.waverecn(c, wavelet, mode="periodization", axes=axes) * t)
 
     assert torch.autograd.gradcheck(fwd_inv, (x,))
     assert torch.autograd.gradgradcheck(fwd_inv, (x,))

@@ -11,10 +11,10 @@ Both directions are convolutions over the transformed axes (moved last, batch fl
 - in 2-D, filters longer than two go one axis at a time: as row and column convolutions
   (`_down2_conv`, `_up2_conv`) or, on large CPU batches, as flat multiply-add passes on
   phase-split memory: for orthogonal banks a lattice of 2x2 steps (`_lattice.down2`, `_lattice.up2`),
-  for the others the filter taps (`_down2_flat`, `_up2_flat`); `_flat_2d` chooses. The orthonormal
-  Haar bank is a sum and difference of row pairs and, along the columns, a multiplication of each
-  sample pair viewed as one complex number (`_down2_haar`, `_up2_haar`): two passes over contiguous
-  memory each way, the column bands left interleaved. Other two-tap banks are multiply-adds.
+  for the others the filter taps (`_down2_flat`, `_up2_flat`); `_flat_2d` chooses. Other two-tap
+  banks than Haar are multiply-adds (`_down2_pairs`, `_up2_pairs`).
+- the orthonormal Haar bank, in 1-D, 2-D and 3-D, is sums and differences along the leading axes
+  and a complex product along the last (:mod:`._haar`): k passes over contiguous memory each way.
 - in 1-D, filters longer than two run on large CPU batches as the same flat passes (a lattice,
   `_lattice.down1`/`_lattice.up1`, or the taps, `_down1_flat`/`_up1_flat`; `_flat_1d` chooses).
 - in 3-D, filters longer than two run on large CPU batches as the 2-D flat passes over the last
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import _lattice
+from . import _haar, _lattice
 from ._filters import Wavelet
 from ._pad import band_border, fold_axes, interleave, pad_axes, phase_split
 
@@ -329,33 +329,6 @@ def _down2_pairs(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _complex(t: torch.Tensor) -> torch.Tensor:
-    """``t (..., 2n)`` (float32/64, last axis contiguous) as ``(..., n)`` complex: each sample pair
-    one number, so a multiplication by a constant is a 2x2 butterfly on every pair, in one
-    vectorised pass over contiguous memory."""
-    return t.view(torch.complex64 if t.dtype == torch.float32 else torch.complex128)
-
-
-def _down2_haar(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
-    """The orthonormal Haar bank ``s [[1, 1], [h, -h]]`` (``s = 2**-0.5``, ``h = +-1``) in 2-D:
-    ``(B, H, W)``, H and W even -> four bands ``(B, H/2, W/2)``. Two passes over contiguous memory,
-    no buffer beside the output: along the rows, the unscaled sum and difference of the two row
-    phases in one ``addcmul`` (each row pair read once, while it is in cache, for both bands);
-    along the columns, each sample pair times ``(1 + h i) / 2`` in place (:func:`_complex`), which
-    leaves the two column bands interleaved (the low-pass in the imaginary slot for ``h = 1``). The
-    bands are views of one ``(B, 2, H/2, W/2, 2)`` tensor, row band then column slot; each band's
-    last stride is 2."""
-    B, H, W = x.shape
-    rows = x.unflatten(1, (H // 2, 2)).unsqueeze(1)  # (B, 1, m, row phase, W)
-    a, b = (rows[:, :, :, 0], rows[:, :, :, 1]) if h > 0 else (rows[:, :, :, 1], rows[:, :, :, 0])
-    out = x.new_empty(B, 2, H // 2, W)  # (B, row band, m, (n, column slot)), contiguous whatever x's strides
-    torch.addcmul(a, x.new_tensor([1.0, -1.0]).view(2, 1, 1), b, out=out)
-    _complex(out).mul_((1 + h * 1j) / 2)  # (re, im) -> ((re - h im) / 2, (h re + im) / 2)
-    v = out.view(B, 2, H // 2, W // 2, 2)
-    lo, hi = (1, 0) if h > 0 else (0, 1)  # the column bands' slots
-    return v[:, 0, ..., lo], v[:, 0, ..., hi], v[:, 1, ..., lo], v[:, 1, ..., hi]
-
-
 def _flat_2d(t: torch.Tensor, numel: int, flen: int, lattice: bool) -> bool:
     """Whether the flat passes beat the two convolutions for ``numel`` samples of ``t``'s dtype and
     device, as a lattice (orthogonal banks, :mod:`._lattice`) or in direct form (measured on a 2-core
@@ -418,6 +391,8 @@ def _down_any(
     x: torch.Tensor, filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
 ) -> tuple[torch.Tensor, ...]:
     even = all(n % 2 == 0 for n in x.shape[1:])
+    if haar and even and p == 0 and x.ndim <= 4 and not torch.jit.is_tracing():  # writes into views: no tracing
+        return _haar.down(x, haar)
     q = _width(p, filters, mode)
     if x.ndim == 3 and even and filters.shape[1] > 2 and (q % 2 == 0 or q < min(x.shape[1:])):
         # the 2-D flat passes lay down the extension as a border
@@ -436,7 +411,7 @@ def _down_any(
         if filters.shape[1] > 2:
             return _down2_conv(x, filters, p).unbind(1)
         if p == 0 and not torch.jit.is_tracing():  # its writes into views do not survive tracing (ONNX)
-            return _down2_haar(x, haar) if haar else _down2_pairs(x, filters).unbind(1)
+            return _down2_pairs(x, filters).unbind(1)
     return _down_raw(_extend_by(x, 2 * p, "zero"), down_kernel(filters, x.ndim - 1)).unbind(1)
 
 
@@ -455,35 +430,11 @@ def _up2_pairs(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return out.view(B, 2 * m, 2 * n)
 
 
-def _interleaved(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a`` and ``b`` side by side, ``(..., 2)``: a view when ``b`` is ``a`` one element further on
-    in the same memory (the interleaved column bands of :func:`_down2_haar`), else interleaved in
-    one pass."""
-    same = a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
-    if same and b.storage_offset() == a.storage_offset() + 1:
-        if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
-            return a.as_strided((*a.shape, 2), (*a.stride(), 1))
-    return torch.view_as_real(torch.complex(a, b))
-
-
-def _up2_haar(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
-    """The transposed stride-2 convolution with the Haar bank of :func:`_down2_haar` (its adjoint
-    and, the bank being orthonormal, its inverse): four bands ``(B, m, n)`` -> ``(B, 2m, 2n)``.
-    Each row band's two column bands are read as one interleaved pair (:func:`_interleaved`); along
-    the rows, their unscaled sum and difference go to the two row phases in one ``addcmul``; along
-    the columns, each sample pair is multiplied by ``(1 - h i) / 2`` in place."""
-    B, m, n = bands[0].shape
-    first = 1 if h > 0 else 0  # the column band in slot 0 (the high-pass for h = 1)
-    p0, p1 = (_interleaved(bands[r + first], bands[r + 1 - first]).unsqueeze(2) for r in (0, 2))  # (B, m, 1, n, 2)
-    out = p0.new_empty(B, m, 2, n, 2)  # (B, m, row phase, n, column slot)
-    torch.addcmul(p0, p0.new_tensor([h, -h]).view(2, 1, 1), p1, out=out)  # phases p0 + h p1, p0 - h p1
-    _complex(out.view(B, m, 2, 2 * n)).mul_((1 - h * 1j) / 2)
-    return out.view(B, 2 * m, 2 * n)
-
-
 def _up_any(
     bands: Sequence[torch.Tensor], filters: torch.Tensor, p: int, haar: int, mode: str = "zero"
 ) -> torch.Tensor:
+    if haar and p == 0 and len(bands) <= 8 and not torch.jit.is_tracing():
+        return _haar.up(bands, haar)
     if len(bands) == 4 and filters.shape[1] > 2 and (mode == "zero" or p <= min(bands[0].shape[-2:])):
         numel = 4 * bands[0].numel()  # the 2-D flat passes lay down the border as they copy the bands in
         lat = _lattice_of(bands[0], numel, filters, up=True)
@@ -501,7 +452,7 @@ def _up_any(
         if filters.shape[1] > 2:  # stacked channels-last, the layout the convolutions read without a copy
             return _up2_conv(torch.stack(list(bands), -1).movedim(-1, 1), filters, p)
         if p == 0 and not torch.jit.is_tracing():
-            return _up2_haar(bands, haar) if haar else _up2_pairs(torch.stack(list(bands), 1), filters)
+            return _up2_pairs(torch.stack(list(bands), 1), filters)
     c = torch.stack(list(bands), 1)
     return _up_raw(_zero_pad(c, p), up_kernel(filters, c.ndim - 2))
 
@@ -595,7 +546,7 @@ def down(
     correlated with the outer products of ``filters (2, F)``, stride 2: the ``2**k`` bands ``(B, *n)`` in
     :func:`band_keys` order (views, not necessarily contiguous: in 2-D of one buffer, a channels-last or
     band-major ``(B, 2**k, *n)`` tensor, in the lattice path two band pairs with contiguous rows, for
-    Haar a ``(B, 2, *n, 2)`` tensor with the column bands interleaved).
+    Haar a ``(B, 2, .., 2, *n, 2)`` tensor with the last axis' bands interleaved).
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():

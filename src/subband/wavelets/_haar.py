@@ -1,0 +1,109 @@
+"""The orthonormal Haar bank over k = 1, 2 or 3 axes as sums, differences and one complex product.
+
+The bank is ``s [[1, 1], [h, -h]]`` (``s = 2**-0.5``, ``h = +-1``, :attr:`Wavelet.haar_sign`), one
+2x2 butterfly on each pair of samples along each axis. Along every axis but the last, the two
+phases of the axis are rows of contiguous memory apart: one ``addcmul`` with a broadcast sign
+``[1, -1]`` writes their unscaled sum and difference as a new band axis, reading each pair of rows
+once, while it is in cache, for both. Along the last axis the two samples of a pair are
+neighbours: viewed as one complex number, the pair times ``(1 + h i) s^k`` is the butterfly with
+every axis' scale folded in, one vectorised pass in place. The last axis' two bands stay
+interleaved: the bands are views of one ``(B, 2, .., 2, *n, 2)`` tensor (a band axis per leading
+axis, then the column slot), each with last stride 2, and the synthesis reads such pairs without a
+copy (:func:`interleaved`). Passes over the data: k each way (in 1-D one, out of place).
+
+Band order is :func:`._core.band_keys`': bit ``k-1-i`` of the band index is set when axis ``i``
+took the high-pass filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def _complex(t: torch.Tensor) -> torch.Tensor:
+    """``t (..., 2n)`` as ``(..., n)`` complex (float32 -> complex64, float64 -> complex128)."""
+    return t.view(torch.complex64 if t.dtype == torch.float32 else torch.complex128)
+
+
+def _pairable(t: torch.Tensor) -> bool:
+    """Whether ``t`` can be viewed as complex: last stride 1, other strides and offset even."""
+    return t.stride(-1) == 1 and t.storage_offset() % 2 == 0 and all(s % 2 == 0 for s in t.stride()[:-1])
+
+
+def _slots(h: int) -> tuple[int, int]:
+    """The column slots of the last axis' low- and high-pass bands: ``(re, im) (1 + h i)`` puts
+    ``re + im`` in the imaginary slot for ``h = 1``, in the real one for ``h = -1``."""
+    return (1, 0) if h > 0 else (0, 1)
+
+
+def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
+    """``x (B, *N)``, every N even -> the ``2**k`` bands ``(B, *N/2)`` (views, last stride 2)."""
+    k = x.ndim - 1
+    sign = x.new_tensor([1.0, -1.0])
+    y = x  # (B, 2, .., 2 (i band axes), n_1 .. n_i, N_{i+1} .. N_k)
+    for i in range(k - 1):
+        d = 1 + 2 * i  # axis i, after i band axes and i halved axes
+        phases = y.unflatten(d, (y.shape[d] // 2, 2)).unsqueeze(1 + i)  # (.., 1 (new band), .., n_i, 2, ..)
+        a, b = phases.select(d + 2, 0), phases.select(d + 2, 1)
+        if h < 0:  # the high-pass is b - a
+            a, b = b, a
+        out = x.new_empty(a.shape[: 1 + i] + (2,) + a.shape[2 + i :])  # contiguous whatever x's strides
+        y = torch.addcmul(a, sign.view((2,) + (1,) * (a.ndim - 2 - i)), b, out=out)
+    scale = (1 + h * 1j) * 2 ** (-k / 2)
+    if k == 1:  # the only pass: out of place
+        y = x if _pairable(x) else x.contiguous()
+        out = x.new_empty(x.shape)
+        torch.mul(_complex(y), scale, out=_complex(out))
+        y = out
+    else:
+        _complex(y).mul_(scale)
+    v = y.unflatten(-1, (-1, 2))  # (B, 2, .., 2, *n, column slot)
+    lo, hi = _slots(h)
+    bands = []
+    for b in range(2**k):
+        lead = tuple((b >> (k - 1 - i)) & 1 for i in range(k - 1))
+        bands.append(v[(slice(None), *lead, ..., hi if b & 1 else lo)])
+    return tuple(bands)
+
+
+def interleaved(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a`` and ``b`` side by side, ``(..., 2)``: a view when ``b`` is ``a`` one element further on
+    in the same memory (the interleaved bands of :func:`down`), else interleaved in one pass."""
+    same = a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+    if same and b.storage_offset() == a.storage_offset() + 1:
+        if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+            return a.as_strided((*a.shape, 2), (*a.stride(), 1))
+    return torch.view_as_real(torch.complex(a, b))
+
+
+def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+    """The adjoint of :func:`down` and, the bank being orthonormal, its inverse: the ``2**k`` bands
+    ``(B, *n)`` -> ``(B, *2n)``. Each pair of bands that differ in the last axis' bit is read as one
+    interleaved pair (:func:`interleaved`); then the leading axes' phases are made from band pairs,
+    last axis first, by one ``addcmul`` each (``a + h b``, ``a - h b``), and the result is multiplied
+    in place by ``(1 - h i) s^k`` as complex pairs."""
+    k = bands[0].ndim - 1
+    lo, hi = _slots(h)
+    first = 1 if lo else 0  # the band of each pair whose samples sit in slot 0
+    # (B, *n, 2) for each setting of the leading k-1 band bits, in band order
+    parts = [interleaved(bands[2 * j + first], bands[2 * j + 1 - first]) for j in range(2 ** (k - 1))]
+    sign = bands[0].new_tensor([h, -h])
+    for i in reversed(range(k - 1)):  # merge axis i's band bit (the last of those left) into its phases
+        d = 2 + i  # the phase axis goes right after n_i: (B, n_1 .. n_i, 2, ..)
+        merged = []
+        for a, b in zip(parts[0::2], parts[1::2]):
+            a, b = a.unsqueeze(d), b.unsqueeze(d)
+            out = a.new_empty(a.shape[:d] + (2,) + a.shape[d + 1 :])
+            merged.append(torch.addcmul(a, sign.view((2,) + (1,) * (a.ndim - d - 1)), b, out=out))
+        parts = merged
+    (y,) = parts  # (B, n_1, 2, .., n_k, 2)
+    scale = (1 - h * 1j) * 2 ** (-k / 2)
+    if k == 1 and any(y.data_ptr() == b.data_ptr() for b in bands):  # a view of the bands: out of place
+        out = y.new_empty(y.shape)
+        torch.mul(_complex(y if _pairable(y) else y.contiguous()), scale, out=_complex(out))
+        y = out
+    else:
+        _complex(y).mul_(scale)
+    return y.reshape(bands[0].shape[0], *(2 * n for n in bands[0].shape[1:]))
