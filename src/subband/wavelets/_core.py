@@ -31,6 +31,7 @@ them as buffers.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -612,6 +613,7 @@ def _periodized(y: torch.Tensor, L: int, sizes: Sequence[int]) -> torch.Tensor:
     return y[(slice(None), *(slice(start, start + n) for n in sizes))]
 
 
+@functools.cache
 def band_keys(k: int) -> tuple[str, ...]:
     """Band keys in band-stack order: ``('aa', 'ad', 'da', 'dd')`` for k=2."""
     return tuple("".join("ad"[(b >> (k - 1 - i)) & 1] for i in range(k)) for b in range(2**k))

@@ -152,14 +152,17 @@ def _forward(x: torch.Tensor, w: Wavelet, mode: str, axes: tuple[int, ...]) -> d
     dtype = x.dtype
     k = len(axes)
     ends = tuple(range(x.ndim - k, x.ndim))
-    xm = x.movedim(axes, ends)  # (*lead, *N)
+    xm = x.movedim(axes, ends) if axes != ends else x  # (*lead, *N)
     lead, sizes = tuple(xm.shape[: x.ndim - k]), tuple(xm.shape[x.ndim - k :])
     xb = xm.reshape((-1,) + sizes)
     if dtype in _HALF:  # computed in float32, returned in the input's dtype
         xb = xb.float()
     bands = _analyze(xb, w, mode)  # 2**k of (B, *n)
     n = tuple(bands[0].shape[1:])
-    return {key: band.reshape(lead + n).movedim(ends, axes).to(dtype) for key, band in zip(_core.band_keys(k), bands)}
+    out = {key: band.reshape(lead + n) for key, band in zip(_core.band_keys(k), bands)}
+    if axes != ends:
+        out = {key: band.movedim(ends, axes) for key, band in out.items()}
+    return {key: band.to(dtype) for key, band in out.items()} if dtype in _HALF else out
 
 
 def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes: tuple[int, ...]) -> torch.Tensor:
@@ -194,10 +197,13 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
         raise ValueError(
             f"coefficients of shape {n} along the axes are too short for {w.name!r} (filter length {w.dec_len})"
         )
-    parts = {key: v.to(work).movedim(axes, ends).reshape((-1,) + n) for key, v in given.items()}
+    if axes != ends:
+        given = {key: v.movedim(axes, ends) for key, v in given.items()}
+    parts = {key: v.to(work).reshape((-1,) + n) for key, v in given.items()}
     like = next(iter(parts.values()))
     x = _synthesize([parts[key] if key in parts else torch.zeros_like(like) for key in keys], w, mode)  # (B, *N)
-    return x.reshape(lead + tuple(x.shape[1:])).movedim(ends, axes).to(dtype)
+    x = x.reshape(lead + tuple(x.shape[1:]))
+    return (x.movedim(ends, axes) if axes != ends else x).to(dtype)
 
 
 # --------------------------------------------------------------------------- public API
