@@ -68,3 +68,24 @@ def test_filters_first_built_inside_an_export_trace_do_not_leak_into_eager():
     _filters._NAMED.pop("sym5", None)
     torch.export.export(_Approx(), (torch.randn(1, 1, 16, 16),), strict=False)
     assert type(_Approx()(torch.randn(1, 1, 16, 16))) is torch.Tensor
+
+
+def test_compiled_code_does_not_read_the_padding_plan_cache(monkeypatch):
+    """Plans are built while tracing: dynamo walks a dict it reads (hundreds of cached plans of
+    long index lists made compiling take minutes and gigabytes), so a poisoned cache must not
+    change the compiled result."""
+    from subband.wavelets import _pad
+
+    class Poisoned(dict):
+        def get(self, key, default=None):  # every plan, its source samples reversed
+            idx, *rest = _pad._make_plan(*key)
+            return (idx[::-1], *rest)
+
+    x = torch.randn(2, 13, 10)
+    fwd = lambda t: sw.wavedec2(t, "db2", mode="reflect", level=1)  # noqa: E731
+    want = fwd(x)
+    monkeypatch.setattr(_pad, "_PLANS", Poisoned())
+    got = torch.compile(fwd)(x)
+    assert_close(got[0], want[0])
+    for g, w in zip(got[1], want[1]):
+        assert_close(g, w)

@@ -31,7 +31,6 @@ them as buffers.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
@@ -613,10 +612,16 @@ def _periodized(y: torch.Tensor, L: int, sizes: Sequence[int]) -> torch.Tensor:
     return y[(slice(None), *(slice(start, start + n) for n in sizes))]
 
 
-@functools.cache
+def _keys(k: int) -> tuple[str, ...]:
+    return tuple("".join("ad"[(b >> (k - 1 - i)) & 1] for i in range(k)) for b in range(2**k))
+
+
+_KEYS = {k: _keys(k) for k in range(1, 9)}  # built once (functools.cache would warn under torch.compile)
+
+
 def band_keys(k: int) -> tuple[str, ...]:
     """Band keys in band-stack order: ``('aa', 'ad', 'da', 'dd')`` for k=2."""
-    return tuple("".join("ad"[(b >> (k - 1 - i)) & 1] for i in range(k)) for b in range(2**k))
+    return _KEYS[k] if k in _KEYS else _keys(k)
 
 
 def max_level(n: int, flen: int) -> int:

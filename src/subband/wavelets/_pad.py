@@ -22,6 +22,8 @@ _PLANS: dict[tuple[int, int, int, str], _Plan] = {}  # a plain dict: torch.compi
 
 
 def _plan(n: int, left: int, right: int, mode: str) -> _Plan:
+    if torch.compiler.is_compiling():  # built while tracing: dynamo would walk every cached plan
+        return _make_plan(n, left, right, mode)
     key = (n, left, right, mode)
     plan = _PLANS.get(key)
     if plan is None:
