@@ -129,6 +129,10 @@ def test_haar_passes_agree_with_the_convolution(k, dtype):
         assert_close(_haar.up(ones, h), _core._up_raw(torch.ones_like(want), up))
         y = torch.randn(x.shape[0], x[0].numel() + 1, dtype=dtype)[:, 1:].view(x.shape)  # odd offset in
         assert_close(torch.stack(_haar.down(y, h), 1), _core._down_raw(y, _core.down_kernel(f, k)))
+        y = torch.randn(x.numel() + 1, dtype=dtype)[1:].view(x.shape)  # contiguous, odd offset
+        assert_close(torch.stack(_haar.down(y, h), 1), _core._down_raw(y, _core.down_kernel(f, k)))
+        odd = torch.randn(want.numel() + 1, dtype=dtype)[1:].view(want.shape)  # contiguous, odd offset
+        assert_close(_haar.up(odd.unbind(1), h), _core._up_raw(odd, up))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

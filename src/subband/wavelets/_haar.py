@@ -53,7 +53,7 @@ def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
         y = torch.addcmul(a, sign.view((2,) + (1,) * (a.ndim - 2 - i)), b, out=out)
     scale = (1 + h * 1j) * 2 ** (-k / 2)
     if k == 1:  # the only pass: out of place
-        y = x if _pairable(x) else x.contiguous()
+        y = x if _pairable(x) else x.clone(memory_format=torch.contiguous_format)  # fresh, aligned
         out = x.new_empty(x.shape)
         torch.mul(_complex(y), scale, out=_complex(out))
         y = out
@@ -102,7 +102,9 @@ def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     scale = (1 - h * 1j) * 2 ** (-k / 2)
     if k == 1 and any(y.data_ptr() == b.data_ptr() for b in bands):  # a view of the bands: out of place
         out = y.new_empty(y.shape)
-        torch.mul(_complex(y if _pairable(y) else y.contiguous()), scale, out=_complex(out))
+        torch.mul(
+            _complex(y if _pairable(y) else y.clone(memory_format=torch.contiguous_format)), scale, out=_complex(out)
+        )
         y = out
     else:
         _complex(y).mul_(scale)
