@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ._pad import interleave
+
 
 def _complex(t: torch.Tensor) -> torch.Tensor:
     """``t (..., 2n)`` as ``(..., n)`` complex (float32 -> complex64, float64 -> complex128)."""
@@ -75,7 +77,7 @@ def interleaved(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if same and b.storage_offset() == a.storage_offset() + 1:
         if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
             return a.as_strided((*a.shape, 2), (*a.stride(), 1))
-    return torch.view_as_real(torch.complex(a, b))
+    return interleave(a, b).unflatten(-1, (-1, 2))
 
 
 def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
