@@ -34,6 +34,17 @@ def _pairable(t: torch.Tensor) -> bool:
     return t.stride(-1) == 1 and t.storage_offset() % 2 == 0 and all(s % 2 == 0 for s in t.stride()[:-1])
 
 
+def _scaled(t: torch.Tensor, scale: complex) -> torch.Tensor:
+    """``t (..., 2n)`` times ``scale`` as complex pairs, in new memory (``t`` is left as it was)."""
+    if _pairable(t):
+        out = t.new_empty(t.shape)
+        torch.mul(_complex(t), scale, out=_complex(out))
+    else:  # a fresh, aligned copy, scaled in place
+        out = t.clone(memory_format=torch.contiguous_format)
+        _complex(out).mul_(scale)
+    return out
+
+
 def _slots(h: int) -> tuple[int, int]:
     """The column slots of the last axis' low- and high-pass bands: ``(re, im) (1 + h i)`` puts
     ``re + im`` in the imaginary slot for ``h = 1``, in the real one for ``h = -1``."""
@@ -43,7 +54,7 @@ def _slots(h: int) -> tuple[int, int]:
 def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
     """``x (B, *N)``, every N even -> the ``2**k`` bands ``(B, *N/2)`` (views, last stride 2)."""
     k = x.ndim - 1
-    sign = x.new_tensor([1.0, -1.0])
+    sign = x.new_tensor([1.0, -1.0]) if k > 1 else None
     y = x  # (B, 2, .., 2 (i band axes), n_1 .. n_i, N_{i+1} .. N_k)
     for i in range(k - 1):
         d = 1 + 2 * i  # axis i, after i band axes and i halved axes
@@ -55,10 +66,7 @@ def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
         y = torch.addcmul(a, sign.view((2,) + (1,) * (a.ndim - 2 - i)), b, out=out)
     scale = (1 + h * 1j) * 2 ** (-k / 2)
     if k == 1:  # the only pass: out of place
-        y = x if _pairable(x) else x.clone(memory_format=torch.contiguous_format)  # fresh, aligned
-        out = x.new_empty(x.shape)
-        torch.mul(_complex(y), scale, out=_complex(out))
-        y = out
+        y = _scaled(x, scale)
     else:
         _complex(y).mul_(scale)
     v = y.unflatten(-1, (-1, 2))  # (B, 2, .., 2, *n, column slot)
@@ -91,7 +99,7 @@ def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     first = 1 if lo else 0  # the band of each pair whose samples sit in slot 0
     # (B, *n, 2) for each setting of the leading k-1 band bits, in band order
     parts = [interleaved(bands[2 * j + first], bands[2 * j + 1 - first]) for j in range(2 ** (k - 1))]
-    sign = bands[0].new_tensor([h, -h])
+    sign = bands[0].new_tensor([h, -h]) if k > 1 else None
     for i in reversed(range(k - 1)):  # merge axis i's band bit (the last of those left) into its phases
         d = 2 + i  # the phase axis goes right after n_i: (B, n_1 .. n_i, 2, ..)
         merged = []
@@ -103,11 +111,7 @@ def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     (y,) = parts  # (B, n_1, 2, .., n_k, 2)
     scale = (1 - h * 1j) * 2 ** (-k / 2)
     if k == 1 and any(y.data_ptr() == b.data_ptr() for b in bands):  # a view of the bands: out of place
-        out = y.new_empty(y.shape)
-        torch.mul(
-            _complex(y if _pairable(y) else y.clone(memory_format=torch.contiguous_format)), scale, out=_complex(out)
-        )
-        y = out
+        y = _scaled(y, scale)
     else:
         _complex(y).mul_(scale)
     return y.reshape(bands[0].shape[0], *(2 * n for n in bands[0].shape[1:]))
