@@ -89,3 +89,78 @@ def test_compiled_code_does_not_read_the_padding_plan_cache(monkeypatch):
     assert_close(got[0], want[0])
     for g, w in zip(got[1], want[1]):
         assert_close(g, w)
+
+
+_FLIPPED = sw.Wavelet(([2**-0.5] * 2, [2**-0.5, -(2**-0.5)], [2**-0.5] * 2, [-(2**-0.5), 2**-0.5]))  # h = -1
+
+
+@pytest.mark.parametrize("wavelet", ["haar", _FLIPPED], ids=["haar", "flipped"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_compiled_haar_runs_the_eager_passes(monkeypatch, wavelet, k):
+    """Compiled, Haar runs the eager passes (as operators: the stencil's fused loops are slower),
+    odd sizes after padding; values and gradients are the eager ones, in 1, 2 and 3-D, for both
+    signs of the high-pass, at two levels and in three modes."""
+    from subband.wavelets import _haar
+
+    calls = []
+
+    def spy(name):
+        f = getattr(_haar, name)
+        return lambda *a: calls.append(name) or f(*a)
+
+    for name in ("analysis", "synthesis"):
+        monkeypatch.setattr(_haar, name, spy(name))
+    axes = tuple(range(-k, 0))
+    for size, mode in ((8, "zero"), (8, "periodization"), (7, "symmetric")):
+
+        def roundtrip(t, mode=mode):
+            c = sw.wavedecn(t, wavelet, mode=mode, level=2, axes=axes)
+            return sw.waverecn(c, wavelet, mode=mode, axes=axes), c
+
+        x = torch.randn((2,) + (size + 1,) * (k - 1) + (size,), dtype=torch.float64)
+        xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ye, ce = roundtrip(xe)
+        weight = torch.randn_like(ye)  # odd sizes come back one sample longer, as in PyWavelets
+        (ye * weight).sum().backward()
+        calls.clear()
+        torch._dynamo.reset()
+        yc, cc = torch.compile(roundtrip, fullgraph=True)(xc)
+        assert set(calls) == {"analysis", "synthesis"}
+        calls.clear()
+        (yc * weight).sum().backward()  # each pass' gradient is the other
+        assert set(calls) == {"analysis", "synthesis"}
+        assert_close(yc, ye)
+        assert_close(cc[0], ce[0])
+        for key in ce[1]:
+            assert_close(cc[1][key], ce[1][key])
+        assert_close(xc.grad, xe.grad)
+
+
+def test_a_haar_wavelet_first_built_while_compiling_keeps_its_eager_passes():
+    """A named wavelet built inside a trace is kept and shared; it must still know it is Haar, or
+    eager calls after the compiled one lose the Haar passes (5x slower)."""
+    from subband.wavelets import _filters
+
+    _filters._NAMED.pop("haar", None)
+    x = torch.randn(2, 8, 8)
+    torch.compile(lambda t: sw.dwt2(t, "haar"))(x)
+    assert sw.as_wavelet("haar").haar_sign == 1
+
+
+def test_exported_haar_holds_only_pytorch_operators():
+    """``torch.export`` traces the stencil: ONNX and other consumers know only PyTorch's operators."""
+    m = sw.DWT2d("haar", level=1)
+    ep = torch.export.export(m, (torch.randn(1, 2, 8, 8),), strict=False)
+    targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert not any("subband" in t for t in targets), targets
+
+
+def test_haar_operators_pass_torch_library_checks():
+    """Schema and fake (shape-only) implementations of the two operators compiled code calls."""
+    from subband.wavelets import _haar
+
+    checks = ("test_schema", "test_faketensor")
+    for k, h in ((1, 1), (2, -1), (3, 1)):
+        x = torch.randn((2,) + (4,) * (k - 1) + (6,))
+        torch.library.opcheck(_haar._analysis_op, (x, h), test_utils=checks)
+        torch.library.opcheck(_haar._synthesis_op, (list(_haar.down(x, h)), h), test_utils=checks)

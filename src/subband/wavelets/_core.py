@@ -477,12 +477,12 @@ class _Down(torch.autograd.Function):
         (filters,) = ctx.saved_tensors
         L, p = filters.shape[1] // 2, ctx.p
         if ctx.mode == "periodization":  # circular: the transposed convolution of the wrapped gradients
-            gx = _periodized(_Up.apply(filters, L // 2, ctx.haar, "periodic", *grads), L, ctx.size)
+            gx = _periodized(_up_grad(filters, L // 2, ctx.haar, "periodic", grads), L, ctx.size)
         elif ctx.mode != "zero":  # the gradient of the extended input, folded back
-            gx = _Up.apply(filters, L - 1, ctx.haar, "zero", *grads)
+            gx = _up_grad(filters, L - 1, ctx.haar, "zero", grads)
             gx = fold_axes(gx, (gx.shape[0], *ctx.size), [(2 * p, 2 * p)] * len(ctx.size), ctx.mode)
         else:
-            gx = _Up.apply(filters, L - 1 - p, ctx.haar, "zero", *grads)
+            gx = _up_grad(filters, L - 1 - p, ctx.haar, "zero", grads)
             extra = [s - t for s, t in zip(ctx.size, gx.shape[1:])]  # odd sizes: the last sample is unused
             if any(extra):
                 gx = F.pad(gx, [v for e in reversed(extra) for v in (0, e)])
@@ -505,9 +505,24 @@ class _Up(torch.autograd.Function):
         (filters,) = ctx.saved_tensors
         L, p, k = filters.shape[1] // 2, ctx.p, len(ctx.shape) - 1
         if ctx.mode == "zero":
-            return (None, None, None, None, *_Down.apply(g, filters, L - 1 - p, ctx.haar, "zero"))
-        grads = _Down.apply(g, filters, L - 1, ctx.haar, "zero")  # of the extended bands, folded back
+            return (None, None, None, None, *_down_grad(g, filters, L - 1 - p, ctx.haar))
+        grads = _down_grad(g, filters, L - 1, ctx.haar)  # of the extended bands, folded back
         return (None, None, None, None, *(fold_axes(gb, ctx.shape, [(p, p)] * k, ctx.mode) for gb in grads))
+
+
+def _up_grad(filters: torch.Tensor, p: int, haar: int, mode: str, grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """:class:`_Up` inside a backward; when compiled (only for Haar) without autograd, as dynamo
+    cannot trace an autograd Function's apply in another's backward (so no double backward there)."""
+    if torch.compiler.is_compiling():
+        return _up_any(grads, filters, p, haar, mode)
+    return _Up.apply(filters, p, haar, mode, *grads)
+
+
+def _down_grad(g: torch.Tensor, filters: torch.Tensor, p: int, haar: int) -> tuple[torch.Tensor, ...]:
+    """:class:`_Down` (zero padding) inside a backward, as :func:`_up_grad`."""
+    if torch.compiler.is_compiling():
+        return _down_any(g, filters, p, haar)
+    return _Down.apply(g, filters, p, haar, "zero")
 
 
 def _down_stencil(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
@@ -538,6 +553,15 @@ def _up_stencil(c: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def _haar_op(haar: int, pad: int, sizes: Sequence[int], filters: torch.Tensor) -> bool:
+    """Whether compiled code runs the Haar passes (as :mod:`._haar`'s operators) rather than the
+    stencil: fixed Haar filters, even sizes, up to three axes, and not for ``torch.export``, whose
+    graphs must hold only PyTorch's own operators (ONNX)."""
+    if not haar or pad or len(sizes) > 3 or any(n % 2 for n in sizes) or filters.requires_grad:
+        return False
+    return not torch.compiler.is_exporting()
+
+
 def down(
     x: torch.Tensor, filters: torch.Tensor, pad: int = 0, haar: int = 0, mode: str = "zero"
 ) -> tuple[torch.Tensor, ...]:
@@ -550,6 +574,8 @@ def down(
     ``haar = +-1`` says the filters are the orthonormal Haar bank (:attr:`Wavelet.haar_sign`)."""
     k = x.ndim - 1
     if torch.compiler.is_compiling():
+        if _haar_op(haar, pad, x.shape[1:], filters):
+            return _Down.apply(x, filters, pad, haar, mode)
         return _down_stencil(_extend_by(x, _width(pad, filters, mode), mode), filters).unbind(1)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
         return _down_raw(_extend_by(x, _width(pad, filters, mode), mode), down_kernel(filters, k)).unbind(1)
@@ -563,6 +589,8 @@ def up(
     order), each extended by ``pad`` on each side of each axis (``mode`` zero or periodic), with
     ``filters (2, F)``, keeping outputs ``F-2 .. 2n'-1`` of the full result (``n' = n + 2 pad``):
     ``(B, *(2n' - F + 2))``."""
+    if torch.compiler.is_compiling() and _haar_op(haar, pad, [2 * n for n in bands[0].shape[1:]], filters):
+        return _Up.apply(filters, pad, haar, mode, *bands)
     if torch.compiler.is_compiling() or filters.requires_grad:
         c = torch.stack([_extend_by(b, pad, mode) for b in bands], 1)
         if torch.compiler.is_compiling():

@@ -95,7 +95,10 @@ class Wavelet:
             raise ValueError("filter length must be even, as in PyWavelets: pad the filters with a zero")
         self.dec_lo, self.dec_hi, self.rec_lo, self.rec_hi = filt
         self.name = name
-        self.haar_sign = _haar_sign(filt) if not torch.compiler.is_compiling() else 0
+        if isinstance(wavelet, Wavelet):
+            self.haar_sign = wavelet.haar_sign
+        else:  # inside a trace (torch.compile) from the given lists: a named wavelet built there is kept
+            self.haar_sign = _haar_sign(bank if torch.compiler.is_compiling() else filt)
         self._cache: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
 
     @property
@@ -134,16 +137,21 @@ class Wavelet:
         return f"Wavelet({self.name!r}, dec_len={self.dec_len})"
 
 
-def _haar_sign(bank: list[torch.Tensor]) -> int:
+def _haar_sign(bank: Sequence[torch.Tensor] | Sequence[Sequence[float]]) -> int:
     """``h = +-1`` when ``bank`` is the orthonormal Haar bank, whose analysis filters (flipped for
     cross-correlation) and synthesis filters are both ``2**-0.5 [[1, 1], [h, -h]]``; else 0."""
-    if type(bank[0]) is not torch.Tensor or bank[0].numel() != 2:  # fake tensors of a trace: no values
+    if all(type(f) is torch.Tensor for f in bank):
+        filters = [f.tolist() for f in bank]
+    elif all(isinstance(f, (list, tuple)) for f in bank):  # PyWavelets' filter_bank
+        filters = [[float(v) for v in f] for f in bank]
+    else:  # values unknown to a trace
         return 0
-    dec_lo, dec_hi, rec_lo, rec_hi = (f.tolist() for f in bank)
+    if any(len(f) != 2 for f in filters):
+        return 0
     s = 0.5**0.5
     for h in (1, -1):
         want = ([s, s], [-h * s, h * s], [s, s], [h * s, -h * s])
-        if all(abs(u - v) <= 1e-15 for f, g in zip((dec_lo, dec_hi, rec_lo, rec_hi), want) for u, v in zip(f, g)):
+        if all(abs(u - v) <= 1e-15 for f, g in zip(filters, want) for u, v in zip(f, g)):
             return h
     return 0
 

@@ -9,7 +9,9 @@ neighbours: viewed as one complex number, the pair times ``(1 + h i) s^k`` is th
 every axis' scale folded in, one vectorised pass in place. The last axis' two bands stay
 interleaved: the bands are views of one ``(B, 2, .., 2, *n, 2)`` tensor (a band axis per leading
 axis, then the column slot), each with last stride 2, and the synthesis reads such pairs without a
-copy (:func:`interleaved`). Passes over the data: k each way (in 1-D one, out of place).
+copy (:func:`interleaved`). Passes over the data: k each way (in 1-D one, out of place). Under
+``torch.compile`` the same passes run as two operators, ``subband::haar_analysis`` and
+``subband::haar_synthesis``.
 
 Band order is :func:`._core.band_keys`': bit ``k-1-i`` of the band index is set when axis ``i``
 took the high-pass filter.
@@ -51,8 +53,9 @@ def _slots(h: int) -> tuple[int, int]:
     return (1, 0) if h > 0 else (0, 1)
 
 
-def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
-    """``x (B, *N)``, every N even -> the ``2**k`` bands ``(B, *N/2)`` (views, last stride 2)."""
+def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
+    """``x (B, *N)``, every N even -> the ``(B, 2, .., 2, *N/2 but the last, N_k)`` tensor whose
+    views are the ``2**k`` bands (:func:`band_views`); new memory, contiguous."""
     k = x.ndim - 1
     sign = x.new_tensor([1.0, -1.0]) if k > 1 else None
     y = x  # (B, 2, .., 2 (i band axes), n_1 .. n_i, N_{i+1} .. N_k)
@@ -66,16 +69,22 @@ def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
         y = torch.addcmul(a, sign.view((2,) + (1,) * (a.ndim - 2 - i)), b, out=out)
     scale = (1 + h * 1j) * 2 ** (-k / 2)
     if k == 1:  # the only pass: out of place
-        y = _scaled(x, scale)
-    else:
-        _complex(y).mul_(scale)
+        return _scaled(x, scale)
+    _complex(y).mul_(scale)
+    return y
+
+
+def band_views(y: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
+    """The ``2**k`` bands ``(B, *n)`` in :func:`analysis`' output ``y`` (``2k`` dims), as views with
+    last stride 2."""
+    k = y.ndim // 2
     v = y.unflatten(-1, (-1, 2))  # (B, 2, .., 2, *n, column slot)
     lo, hi = _slots(h)
-    bands = []
+    out = []
     for b in range(2**k):
         lead = tuple((b >> (k - 1 - i)) & 1 for i in range(k - 1))
-        bands.append(v[(slice(None), *lead, ..., hi if b & 1 else lo)])
-    return tuple(bands)
+        out.append(v[(slice(None), *lead, ..., hi if b & 1 else lo)])
+    return tuple(out)
 
 
 def interleaved(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -88,7 +97,7 @@ def interleaved(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return interleave(a, b).unflatten(-1, (-1, 2))
 
 
-def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     """The adjoint of :func:`down` and, the bank being orthonormal, its inverse: the ``2**k`` bands
     ``(B, *n)`` -> ``(B, *2n)``. Each pair of bands that differ in the last axis' bit is read as one
     interleaved pair (:func:`interleaved`); then the leading axes' phases are made from band pairs,
@@ -115,3 +124,40 @@ def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     else:
         _complex(y).mul_(scale)
     return y.reshape(bands[0].shape[0], *(2 * n for n in bands[0].shape[1:]))
+
+
+# Under torch.compile the passes run as two opaque operators: dynamo cannot trace a complex view of
+# real memory, and inductor's fused loops read stride-2 pairs slower than these passes run. Their
+# gradients are :class:`._core._Down`'s and :class:`._core._Up`'s, which call them.
+
+
+@torch.library.custom_op("subband::haar_analysis", mutates_args=())
+def _analysis_op(x: torch.Tensor, h: int) -> torch.Tensor:
+    return analysis(x, h)
+
+
+@_analysis_op.register_fake
+def _(x: torch.Tensor, h: int) -> torch.Tensor:
+    k = x.ndim - 1
+    return x.new_empty((x.shape[0],) + (2,) * (k - 1) + tuple(n // 2 for n in x.shape[1:-1]) + (x.shape[-1],))
+
+
+@torch.library.custom_op("subband::haar_synthesis", mutates_args=())
+def _synthesis_op(bands: list[torch.Tensor], h: int) -> torch.Tensor:
+    return synthesis(bands, h)
+
+
+@_synthesis_op.register_fake
+def _(bands: list[torch.Tensor], h: int) -> torch.Tensor:
+    b = bands[0]
+    return b.new_empty((b.shape[0],) + tuple(2 * n for n in b.shape[1:]))
+
+
+def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
+    """``x (B, *N)``, every N even -> the ``2**k`` bands ``(B, *N/2)`` (views, last stride 2)."""
+    return band_views(_analysis_op(x, h) if torch.compiler.is_compiling() else analysis(x, h), h)
+
+
+def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+    """The ``2**k`` bands ``(B, *n)`` -> ``(B, *2n)`` (:func:`synthesis`)."""
+    return _synthesis_op(list(bands), h) if torch.compiler.is_compiling() else synthesis(bands, h)
