@@ -6,8 +6,10 @@
 of 256 samples) and 16 signals of 65536 samples; haar, db4 and bior3.5 (the two-tap bank, an
 orthogonal and a biorthogonal one), symmetric and zero modes; against PyWavelets and ptwt. 3-D
 (wavedecn over the last three axes), two levels: a 4x64x64x64 batch, symmetric mode, haar, db4,
-sym7, bior3.5 and bior6.8; against PyWavelets. Prints the peer's time over subband's (> 1: subband
-is faster) and writes JSON rows to ``bench-results/wavelets_nd.jsonl``.
+sym7, bior3.5 and bior6.8; against PyWavelets. 2-D small inputs (wavedec2 then waverec2, one level,
+symmetric mode, haar and db4), from one 16x16 image to 8x64x32x32, where subband's cost per call
+shows; against PyWavelets. Prints the peer's time over subband's (> 1: subband is faster) and
+writes JSON rows to ``bench-results/wavelets_nd.jsonl``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,19 @@ def main() -> None:
 
         label = f"4x64x64x64 {name} symmetric J=2 (3-D)"
         cases.append(dict(name=label, ours=ours3, baseline=ref3, baseline_name="pywt", shape=list(v.shape)))
+    for shape in [(1, 1, 16, 16), (1, 3, 32, 32), (1, 3, 64, 64), (4, 16, 32, 32), (1, 1, 256, 256), (8, 64, 32, 32)]:
+        s = torch.randn(shape)
+        sn = s.numpy()
+        for name in ("haar", "db4"):
+
+            def ours2(s=s, name=name):  # type: ignore[no-untyped-def]
+                return sw.waverec2(sw.wavedec2(s, name, level=1), name)
+
+            def ref2(sn=sn, name=name):  # type: ignore[no-untyped-def]
+                return pywt.waverec2(pywt.wavedec2(sn, name, level=1), name)
+
+            label = f"{'x'.join(map(str, shape))} {name} symmetric J=1 (2-D)"
+            cases.append(dict(name=label, ours=ours2, baseline=ref2, baseline_name="pywt", shape=list(shape)))
     run_cases(cases, args.rounds, args.min_time, args.out)
 
 
