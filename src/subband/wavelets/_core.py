@@ -579,6 +579,8 @@ def down(
         return _down_stencil(_extend_by(x, _width(pad, filters, mode), mode), filters).unbind(1)
     if filters.requires_grad:  # learnable filters: let autograd see the plain convolution
         return _down_raw(_extend_by(x, _width(pad, filters, mode), mode), down_kernel(filters, k)).unbind(1)
+    if not (torch.is_grad_enabled() and x.requires_grad):  # no graph to record: skip the autograd function
+        return _down_any(x, filters, pad, haar, mode)
     return _Down.apply(x, filters, pad, haar, mode)
 
 
@@ -596,6 +598,8 @@ def up(
         if torch.compiler.is_compiling():
             return _up_stencil(c, filters)
         return _up_raw(c, up_kernel(filters, bands[0].ndim - 1))
+    if not (torch.is_grad_enabled() and any(b.requires_grad for b in bands)):
+        return _up_any(bands, filters, pad, haar, mode)
     return _Up.apply(filters, pad, haar, mode, *bands)
 
 

@@ -191,7 +191,7 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
     dtype = functools.reduce(torch.promote_types, (v.dtype for v in given.values()))
     work = torch.float32 if dtype in _HALF else dtype
     ends = tuple(range(ref.ndim - k, ref.ndim))
-    moved = ref.movedim(axes, ends).shape
+    moved = ref.movedim(axes, ends).shape if axes != ends else ref.shape
     lead, n = tuple(moved[: ref.ndim - k]), tuple(moved[ref.ndim - k :])
     if mode != "periodization" and any(2 * s - w.dec_len + 2 < 1 for s in n):
         raise ValueError(
@@ -199,11 +199,12 @@ def _inverse(coeffs: dict[str, torch.Tensor | None], w: Wavelet, mode: str, axes
         )
     if axes != ends:
         given = {key: v.movedim(axes, ends) for key, v in given.items()}
-    parts = {key: v.to(work).reshape((-1,) + n) for key, v in given.items()}
+    parts = {key: (v if v.dtype == work else v.to(work)).reshape((-1,) + n) for key, v in given.items()}
     like = next(iter(parts.values()))
     x = _synthesize([parts[key] if key in parts else torch.zeros_like(like) for key in keys], w, mode)  # (B, *N)
     x = x.reshape(lead + tuple(x.shape[1:]))
-    return (x.movedim(ends, axes) if axes != ends else x).to(dtype)
+    x = x.movedim(ends, axes) if axes != ends else x
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 # --------------------------------------------------------------------------- public API
@@ -365,7 +366,7 @@ def _match(a: torch.Tensor | None, d: dict, axes: tuple[int, ...], level: int) -
         raise ValueError(
             f"level {level}: approximation of shape {tuple(a.shape)} does not fit details of shape {tuple(ref.shape)}"
         )
-    return a[tuple(slice(s) for s in ref.shape)]
+    return a[tuple(slice(s) for s in ref.shape)] if any(diff) else a
 
 
 def wavedec(
