@@ -591,12 +591,12 @@ def up(
     order), each extended by ``pad`` on each side of each axis (``mode`` zero or periodic), with
     ``filters (2, F)``, keeping outputs ``F-2 .. 2n'-1`` of the full result (``n' = n + 2 pad``):
     ``(B, *(2n' - F + 2))``."""
-    if torch.compiler.is_compiling() and _haar_op(haar, pad, [2 * n for n in bands[0].shape[1:]], filters):
-        return _Up.apply(filters, pad, haar, mode, *bands)
-    if torch.compiler.is_compiling() or filters.requires_grad:
+    if torch.compiler.is_compiling():
+        if _haar_op(haar, pad, [2 * n for n in bands[0].shape[1:]], filters):
+            return _Up.apply(filters, pad, haar, mode, *bands)
+        return _up_stencil(torch.stack([_extend_by(b, pad, mode) for b in bands], 1), filters)
+    if filters.requires_grad:  # learnable filters: let autograd see the plain transposed convolution
         c = torch.stack([_extend_by(b, pad, mode) for b in bands], 1)
-        if torch.compiler.is_compiling():
-            return _up_stencil(c, filters)
         return _up_raw(c, up_kernel(filters, bands[0].ndim - 1))
     if not (torch.is_grad_enabled() and any(b.requires_grad for b in bands)):
         return _up_any(bands, filters, pad, haar, mode)
