@@ -39,8 +39,11 @@ def peak_bytes(fn: Callable[[], object], numpy: bool = False) -> int:
 def environment() -> dict:
     import numpy as np
 
+    from subband.wavelets import _native
+
     return {
         "torch": torch.__version__,
+        "haar_c_library": _native.status(),  # 2-D Haar on CPU: the C library, or the PyTorch passes
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -160,7 +160,8 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep
         dict(case="two copies", op="copy", lib="torch", median_ms=floor_ms, iqr_ms=floor_iqr, shape=list(shape), **env)
     ]
     print(
-        f"input {tuple(shape)} float32, {threads} threads, {env['malloc']} malloc; two plain copies: {floor_ms:.2f} ms"
+        f"input {tuple(shape)} float32, {threads} threads, {env['malloc']} malloc; two plain copies: {floor_ms:.2f} ms; "
+        f"Haar's C library: {env['haar_c_library']}"
     )
     results = {}
     for wavelet in wavelets:

@@ -97,13 +97,19 @@ def test_two_tap_2d_paths_agree_with_the_convolution(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_haar_passes_agree_with_the_convolution(k, dtype):
+@pytest.mark.parametrize("k, native", [(1, False), (2, False), (2, True), (3, False)])
+def test_haar_passes_agree_with_the_convolution(k, native, dtype, monkeypatch):
     """The Haar bank's sums, differences and complex products (:mod:`._haar`) against the stride-2
     convolution and its transpose, in 1-D, 2-D and 3-D, for both signs of the high-pass: the
     synthesis reads the analysis' interleaved bands as pairs (no copy), and separate, strided,
-    broadcast or odd-offset bands alike."""
-    from subband.wavelets import _core, _haar
+    broadcast or odd-offset bands alike. In 2-D also the C library (:mod:`._native`), whose bands
+    are band-major."""
+    from subband.wavelets import _core, _haar, _native
+
+    if native and _native.library() is None:
+        pytest.skip(f"the C library is {_native.status()}")
+    if not native:
+        monkeypatch.setattr(_native, "usable", lambda *ts: False)
 
     s = 2**-0.5
     shape = {1: (3, 10), 2: (3, 8, 10), 3: (2, 4, 6, 8)}[k]
@@ -113,9 +119,13 @@ def test_haar_passes_agree_with_the_convolution(k, dtype):
         want = _core._down_raw(x, _core.down_kernel(f, k))  # (B, 2**k, *n)
         bands = _haar.down(x, h)
         assert_close(torch.stack(bands, 1), want)
-        first = 1 if h > 0 else 0  # the band of a pair in slot 0
-        pair = _haar.interleaved(bands[first], bands[1 - first])
-        assert pair.data_ptr() == min(b.data_ptr() for b in bands[:2])  # a view, no copy
+        if native:  # views of one band-major tensor
+            step = bands[0][0].numel() * bands[0].itemsize
+            assert all(b.data_ptr() - bands[0].data_ptr() == i * step for i, b in enumerate(bands))
+        else:
+            first = 1 if h > 0 else 0  # the band of a pair in slot 0
+            pair = _haar.interleaved(bands[first], bands[1 - first])
+            assert pair.data_ptr() == min(b.data_ptr() for b in bands[:2])  # a view, no copy
         up = _core.up_kernel(f, k)
         assert_close(_haar.up(bands, h), _core._up_raw(want, up))
         assert_close(_haar.up(bands, h), x)  # orthonormal: the inverse

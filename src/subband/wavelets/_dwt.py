@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from . import _core
+from . import _core, _haar
 from ._filters import Wavelet, WaveletLike, as_wavelet, check_mode
 
 __all__ = [
@@ -321,6 +321,9 @@ def wavedecn(
     data = as_float_tensor(data)
     w, mode, ax = as_wavelet(wavelet), check_mode(mode), normalize_axes(axes, data.ndim)
     level = _check_level([data.shape[a] for a in ax], w.dec_len, level)
+    fused = _haar_wavedec(data, w, level, ax)
+    if fused is not None:
+        return fused
     out: list = []
     a = data
     for _ in range(level):
@@ -346,12 +349,60 @@ def waverecn(
     k = len(next(iter(ds[0]))) if ds[0] else (ref.ndim if axes is None else len(axes))
     ax = normalize_axes(axes if axes is not None else tuple(range(ref.ndim - k, ref.ndim)), ref.ndim)
     w, mode = as_wavelet(wavelet), check_mode(mode)
+    fused = _haar_waverec(a, ds, w, ax)
+    if fused is not None:
+        return fused
     for level, d in enumerate(ds):
         d = {key: v for key, v in d.items()}
         a = _match(a, d, ax, len(ds) - level)
         d["a" * len(ax)] = a
         a = _inverse(d, w, mode, ax)
     return a
+
+
+def _fusing(w: Wavelet, axes: tuple[int, ...]) -> bool:
+    """Whether several levels may run at once (:func:`._haar.wavedec2`): the Haar bank, two axes,
+    eagerly."""
+    return bool(w.haar_sign) and len(axes) == 2 and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+
+
+def _haar_wavedec(data: torch.Tensor, w: Wavelet, level: int, axes: tuple[int, ...]) -> list | None:
+    """:func:`wavedecn`'s result in one pass over ``data`` (:func:`._haar.wavedec2`), or None where
+    that does not apply."""
+    if not _fusing(w, axes):
+        return None
+    ends = (data.ndim - 2, data.ndim - 1)
+    xm = data.movedim(axes, ends) if axes != ends else data
+    lead = xm.shape[:-2]
+    xb = xm.reshape((-1,) + xm.shape[-2:])
+    if not _haar.fusable(xb, level):
+        return None
+    bands = [b.reshape(lead + b.shape[1:]) for b in _haar.wavedec2(xb, w.haar_sign, level)]
+    if axes != ends:
+        bands = [b.movedim(ends, axes) for b in bands]
+    return [bands[-1]] + [dict(zip(("ad", "da", "dd"), bands[3 * j : 3 * j + 3])) for j in reversed(range(level))]
+
+
+def _haar_waverec(a: Any, ds: list[dict], w: Wavelet, axes: tuple[int, ...]) -> torch.Tensor | None:
+    """:func:`waverecn`'s result in one pass (:func:`._haar.waverec2`), or None where that does not
+    apply: every band given, as tensors of one dtype, each level twice the size of the next."""
+    if not _fusing(w, axes) or not isinstance(a, torch.Tensor) or a.ndim < 2:
+        return None
+    if any(set(d) != {"ad", "da", "dd"} or not all(isinstance(v, torch.Tensor) for v in d.values()) for d in ds):
+        return None
+    ends = (a.ndim - 2, a.ndim - 1)
+    moved = [v.movedim(axes, ends) if axes != ends else v for d in reversed(ds) for v in (d["ad"], d["da"], d["dd"])]
+    moved.append(a.movedim(axes, ends) if axes != ends else a)  # finest level first, then the approximation
+    lead, (n1, n2) = moved[-1].shape[:-2], moved[-1].shape[-2:]
+    J = len(ds)
+    for i, v in enumerate(moved[:-1]):
+        if v.shape != lead + (n1 << (J - 1 - i // 3), n2 << (J - 1 - i // 3)):
+            return None
+    bands = [v.reshape((-1,) + v.shape[-2:]) for v in moved]
+    if not _haar.fusable_bands(bands):
+        return None
+    x = _haar.waverec2(bands, w.haar_sign).reshape(lead + (n1 << J, n2 << J))
+    return x.movedim(ends, axes) if axes != ends else x
 
 
 def _match(a: torch.Tensor | None, d: dict, axes: tuple[int, ...], level: int) -> torch.Tensor | None:

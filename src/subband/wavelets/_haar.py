@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
+from . import _native
 from ._pad import interleave
 
 
@@ -55,7 +56,10 @@ def _slots(h: int) -> tuple[int, int]:
 
 def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
     """``x (B, *N)``, every N even -> the ``(B, 2, .., 2, *N/2 but the last, N_k)`` tensor whose
-    views are the ``2**k`` bands (:func:`band_views`); new memory, contiguous."""
+    views are the ``2**k`` bands (:func:`band_views`); new memory, contiguous. In 2-D on CPU, the
+    C library's band-major ``(B, 4, *N/2)`` tensor when it is built (:mod:`._native`)."""
+    if _native.usable(x):
+        return _native.analysis(x, h)
     k = x.ndim - 1
     sign = x.new_tensor([1.0, -1.0]) if k > 1 else None
     y = x  # (B, 2, .., 2 (i band axes), n_1 .. n_i, N_{i+1} .. N_k)
@@ -76,8 +80,10 @@ def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
 
 def band_views(y: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
     """The ``2**k`` bands ``(B, *n)`` in :func:`analysis`' output ``y`` (``2k`` dims), as views with
-    last stride 2."""
+    last stride 2, or the C library's band-major bands."""
     k = y.ndim // 2
+    if k == 2 and y.shape[1] == 4:  # band-major (the passes' 2-D buffers have 2 there)
+        return y.unbind(1)
     v = y.unflatten(-1, (-1, 2))  # (B, 2, .., 2, *n, column slot)
     lo, hi = _slots(h)
     out = []
@@ -102,7 +108,9 @@ def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     ``(B, *n)`` -> ``(B, *2n)``. Each pair of bands that differ in the last axis' bit is read as one
     interleaved pair (:func:`interleaved`); then the leading axes' phases are made from band pairs,
     last axis first, by one ``addcmul`` each (``a + h b``, ``a - h b``), and the result is multiplied
-    in place by ``(1 - h i) s^k`` as complex pairs."""
+    in place by ``(1 - h i) s^k`` as complex pairs. In 2-D on CPU, the C library when it is built."""
+    if _native.usable(*bands) and all(b.shape == bands[0].shape for b in bands):
+        return _native.synthesis(bands, h)
     k = bands[0].ndim - 1
     lo, hi = _slots(h)
     first = 1 if lo else 0  # the band of each pair whose samples sit in slot 0
@@ -139,6 +147,8 @@ def _analysis_op(x: torch.Tensor, h: int) -> torch.Tensor:
 @_analysis_op.register_fake
 def _(x: torch.Tensor, h: int) -> torch.Tensor:
     k = x.ndim - 1
+    if _native.usable(x):
+        return x.new_empty((x.shape[0], 4, x.shape[1] // 2, x.shape[2] // 2))
     return x.new_empty((x.shape[0],) + (2,) * (k - 1) + tuple(n // 2 for n in x.shape[1:-1]) + (x.shape[-1],))
 
 
@@ -161,3 +171,71 @@ def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
 def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     """The ``2**k`` bands ``(B, *n)`` -> ``(B, *2n)`` (:func:`synthesis`)."""
     return _synthesis_op(list(bands), h) if torch.compiler.is_compiling() else synthesis(bands, h)
+
+
+# Several levels of the 2-D transform at once, in the C library (:mod:`._native`): each level's LL
+# is consumed while in cache. Bands are listed finest level first, ``(LH, HL, HH)`` per level (band
+# order 1, 2, 3), then the coarsest LL.
+
+
+def _wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
+    ys = _native.wavedec(x, h, levels)
+    return [b for y in ys for b in y[:, 1:].unbind(1)] + [ys[-1][:, 0]]
+
+
+def _waverec2(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+    J = len(bands) // 3
+    levels = [[None, *bands[3 * j : 3 * j + 3]] for j in range(J)]
+    levels[-1][0] = bands[-1]
+    return _native.waverec(levels, h)
+
+
+class _Wavedec2(torch.autograd.Function):
+    """The multilevel analysis; its backward is the synthesis of the gradients (the bank is
+    orthonormal), differentiable in turn."""
+
+    @staticmethod
+    def forward(ctx, x, h, levels):  # type: ignore[no-untyped-def, override]
+        ctx.h = h
+        return tuple(_wavedec2(x, h, levels))
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[no-untyped-def, override]
+        return waverec2(grads, ctx.h), None, None
+
+
+class _Waverec2(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, *bands):  # type: ignore[no-untyped-def, override]
+        ctx.h, ctx.levels = h, len(bands) // 3
+        return _waverec2(bands, h)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        return None, *wavedec2(g, ctx.h, ctx.levels)
+
+
+def fusable(x: torch.Tensor, levels: int) -> bool:
+    """Whether :func:`wavedec2` runs on ``x (B, H, W)`` (the C library takes it; H and W divisible
+    by ``2**levels``, where every boundary mode gives these coefficients)."""
+    return levels >= 1 and x.numel() > 0 and all(n % 2**levels == 0 for n in x.shape[1:]) and _native.usable(x)
+
+
+def fusable_bands(bands: Sequence[torch.Tensor]) -> bool:
+    """Whether :func:`waverec2` runs on these bands (in its order, shapes already checked)."""
+    return bands[-1].numel() > 0 and _native.usable(*bands)
+
+
+def wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
+    """``levels`` levels of the analysis of ``x (B, H, W)`` (:func:`fusable`): ``[LH_1, HL_1,
+    HH_1, .., HH_J, LL_J]``, level j's bands ``(B, H >> j, W >> j)``."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return list(_Wavedec2.apply(x, h, levels))
+    return _wavedec2(x, h, levels)
+
+
+def waverec2(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+    """The inverse of :func:`wavedec2` (bands of any strides)."""
+    if torch.is_grad_enabled() and any(b.requires_grad for b in bands):
+        return _Waverec2.apply(h, *bands)
+    return _waverec2(bands, h)

@@ -1,0 +1,195 @@
+"""The 2-D Haar transform on CPU as a small C library (``_haar2d.c``), built on first use with the
+system's C compiler and cached; without one, the PyTorch passes of :mod:`._haar` do the same work.
+
+One pass over the data each way where the PyTorch passes take two, and several levels in that one
+pass (each level's approximation is consumed while in cache): the analysis writes each level's
+bands as one band-major ``(B, 4, n1, n2)`` tensor, the synthesis reads bands of any strides. Built
+with OpenMP, linked against the runtime already loaded with PyTorch, so both share one pool of
+threads (as many as ``torch.get_num_threads()``).
+
+- ``SUBBAND_NATIVE=0`` turns it off; ``CC`` picks the compiler (else ``cc``, ``gcc``, ``clang``).
+- The library is cached in ``$SUBBAND_CACHE_DIR``, else ``$XDG_CACHE_HOME/subband``, else
+  ``~/.cache/subband``, under a name that hashes the source and the build command.
+- :func:`status` says which library is loaded, or why none is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+_SOURCE = Path(__file__).with_name("_haar2d.c")
+_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off"]  # no fused multiply-add: the PyTorch passes' rounding
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_lib: ctypes.CDLL | None = None
+_status = ""
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC", "").split() or [None])[:1] + ["cc", "gcc", "clang"]:
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _openmp_runtime() -> str | None:
+    """The OpenMP runtime loaded with PyTorch (GNU's, on Linux), to link against."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libgomp" in line}
+    except OSError:
+        return None
+    return min(paths) if paths else None
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("SUBBAND_CACHE_DIR"):
+        return Path(os.environ["SUBBAND_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "subband"
+
+
+def _commands(cc: str, obj: str, out: str) -> list[list[list[str]]]:
+    """Build commands to try in turn: with OpenMP (PyTorch's runtime, else the compiler's), then
+    without."""
+    compile_only = [cc, *_FLAGS, "-c", str(_SOURCE), "-o", obj]
+    link = [cc, "-shared", obj, "-o", out]
+    gomp = _openmp_runtime()
+    options = [[[*compile_only[:1], "-fopenmp", *compile_only[1:]], [*link, gomp]]] if gomp else []
+    options.append([[cc, *_FLAGS, "-fopenmp", "-shared", str(_SOURCE), "-o", out]])
+    options.append([[cc, *_FLAGS, "-shared", str(_SOURCE), "-o", out]])
+    return options
+
+
+def _build() -> ctypes.CDLL:
+    """Load the cached library, building it first if needed; raises with the reason it cannot."""
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC)")
+    source = _SOURCE.read_bytes()
+    cache = _cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    for steps in _commands(cc, "{obj}", "{out}"):
+        key = hashlib.sha256(repr((source, steps, platform.machine(), sys.platform)).encode()).hexdigest()[:16]
+        path, failed = cache / f"haar2d-{key}.so", cache / f"haar2d-{key}.failed"
+        if path.exists():
+            return _load(path)
+        if failed.exists():  # this build failed before: do not retry it in every process
+            continue
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            obj, out = str(Path(tmp) / "haar2d.o"), str(Path(tmp) / "haar2d.so")
+            runs = (
+                subprocess.run([c.format(obj=obj, out=out) for c in cmd], capture_output=True, timeout=300)
+                for cmd in steps
+            )
+            if all(run.returncode == 0 for run in runs):  # stops at the first failure
+                os.replace(out, path)  # atomic: other processes see the whole file or none
+                return _load(path)
+        failed.touch()
+    raise RuntimeError(f"{cc} could not build {_SOURCE.name}")
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    p, n, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix in _SUFFIX.values():
+        f = getattr(lib, f"subband_haar2_wavedec_{suffix}")
+        f.argtypes, f.restype = [p, p, n, n, n, i, p, i, p, i], None
+        f = getattr(lib, f"subband_haar2_waverec_{suffix}")
+        f.argtypes, f.restype = [p, p, n, n, n, i, p, i, p, i], None
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded library, or None (see :func:`status`); built on the first call."""
+    global _lib, _status
+    if _status:
+        return _lib
+    if os.environ.get("SUBBAND_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        _status = "off (SUBBAND_NATIVE=0)"
+        return None
+    try:
+        _lib = _build()
+        _status = f"loaded {Path(_lib._name).name}"
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        _status = f"unavailable: {e}"
+    return _lib
+
+
+def status() -> str:
+    """Which library the 2-D Haar transform uses on CPU, or why it uses PyTorch's passes."""
+    library()
+    return _status
+
+
+def usable(*ts: torch.Tensor) -> bool:
+    """Whether the library can transform these tensors: 3-D ``(B, H, W)`` strided CPU tensors of
+    one dtype, float32 or float64 (not zero tensors of autograd, which hold no memory), and the
+    library is built. (Callers check that the shapes fit together.)"""
+    t = ts[0]
+    if t.device.type != "cpu" or t.dtype not in _SUFFIX:
+        return False
+    for u in ts:
+        if u.ndim != 3 or u.dtype != t.dtype or u.device != t.device or u.layout != torch.strided or u._is_zerotensor():
+            return False
+    return library() is not None
+
+
+def _threads(numel: int) -> int:
+    return torch.get_num_threads() if numel >= 1 << 15 else 1
+
+
+def _pointers(ts: Sequence[torch.Tensor | None]) -> ctypes.Array:
+    return (ctypes.c_void_p * len(ts))(*(0 if t is None else t.data_ptr() for t in ts))
+
+
+def wavedec(x: torch.Tensor, h: int, levels: int = 1) -> list[torch.Tensor]:
+    """``x (B, H, W)``, H and W divisible by ``2**levels`` -> for each level j = 1 .. levels, the
+    bands LL, LH, HL, HH as one ``(B, 4, H >> j, W >> j)`` tensor (LL only valid at the last)."""
+    B, H, W = x.shape
+    ys = [x.new_empty(B, 4, H >> j, W >> j) for j in range(1, levels + 1)]
+    if x.numel():
+        threads = _threads(x.numel())
+        scratch = x.new_empty(threads, 2 * W) if levels > 1 else x.new_empty(0)
+        f = getattr(library(), f"subband_haar2_wavedec_{_SUFFIX[x.dtype]}")
+        xs = (ctypes.c_int64 * 3)(*x.stride())
+        f(x.data_ptr(), xs, B, H, W, levels, _pointers(ys), h, scratch.data_ptr(), threads)
+    return ys
+
+
+def waverec(levels: Sequence[Sequence[torch.Tensor | None]], h: int) -> torch.Tensor:
+    """The inverse of :func:`wavedec`: for each level j = 1 .. J, the bands LL, LH, HL, HH
+    ``(B, H >> j, W >> j)`` (any strides; LL unused, may be None, but at the last) ->
+    ``(B, H, W)``, contiguous."""
+    B, n1, n2 = levels[0][1].shape
+    J = len(levels)
+    x = levels[0][1].new_empty(B, 2 * n1, 2 * n2)
+    if x.numel():
+        threads = _threads(x.numel())
+        scratch = x.new_empty(threads, 4 * n2) if J > 1 else x.new_empty(0)
+        bands = [b for level in levels for b in level]
+        strides = (ctypes.c_int64 * (3 * len(bands)))(
+            *(s for b in bands for s in (b.stride() if b is not None else (0, 0, 0)))
+        )
+        f = getattr(library(), f"subband_haar2_waverec_{_SUFFIX[x.dtype]}")
+        f(_pointers(bands), strides, B, 2 * n1, 2 * n2, J, x.data_ptr(), h, scratch.data_ptr(), threads)
+    return x
+
+
+def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
+    """``x (B, 2 n1, 2 n2)`` -> the bands LL, LH, HL, HH as one ``(B, 4, n1, n2)`` tensor."""
+    return wavedec(x, h)[0]
+
+
+def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
+    """The four bands ``(B, n1, n2)`` (any strides) -> ``(B, 2 n1, 2 n2)``, contiguous."""
+    return waverec([bands], h)
