@@ -372,12 +372,10 @@ def _haar_wavedec(data: torch.Tensor, w: Wavelet, level: int, axes: tuple[int, .
     if not _fusing(w, axes):
         return None
     ends = (data.ndim - 2, data.ndim - 1)
-    xm = data.movedim(axes, ends) if axes != ends else data
-    lead = xm.shape[:-2]
-    xb = xm.reshape((-1,) + xm.shape[-2:])
-    if not _haar.fusable(xb, level):
+    x = data.movedim(axes, ends) if axes != ends else data
+    if not _haar.fusable(x, level):
         return None
-    bands = [b.reshape(lead + b.shape[1:]) for b in _haar.wavedec2(xb, w.haar_sign, level)]
+    bands = _haar.wavedec2(x, w.haar_sign, level)
     if axes != ends:
         bands = [b.movedim(ends, axes) for b in bands]
     return [bands[-1]] + [dict(zip(("ad", "da", "dd"), bands[3 * j : 3 * j + 3])) for j in reversed(range(level))]
@@ -391,17 +389,15 @@ def _haar_waverec(a: Any, ds: list[dict], w: Wavelet, axes: tuple[int, ...]) -> 
     if any(set(d) != {"ad", "da", "dd"} or not all(isinstance(v, torch.Tensor) for v in d.values()) for d in ds):
         return None
     ends = (a.ndim - 2, a.ndim - 1)
-    moved = [v.movedim(axes, ends) if axes != ends else v for d in reversed(ds) for v in (d["ad"], d["da"], d["dd"])]
-    moved.append(a.movedim(axes, ends) if axes != ends else a)  # finest level first, then the approximation
-    lead, (n1, n2) = moved[-1].shape[:-2], moved[-1].shape[-2:]
-    J = len(ds)
-    for i, v in enumerate(moved[:-1]):
-        if v.shape != lead + (n1 << (J - 1 - i // 3), n2 << (J - 1 - i // 3)):
-            return None
-    bands = [v.reshape((-1,) + v.shape[-2:]) for v in moved]
+    bands = [d[key] for d in reversed(ds) for key in ("ad", "da", "dd")] + [a]  # finest level first
+    if axes != ends:
+        bands = [b.movedim(axes, ends) for b in bands]
+    lead, (n1, n2), J = bands[-1].shape[:-2], bands[-1].shape[-2:], len(ds)
+    if any(b.shape != lead + (n1 << (J - 1 - i // 3), n2 << (J - 1 - i // 3)) for i, b in enumerate(bands[:-1])):
+        return None
     if not _haar.fusable_bands(bands):
         return None
-    x = _haar.waverec2(bands, w.haar_sign).reshape(lead + (n1 << J, n2 << J))
+    x = _haar.waverec2(bands, w.haar_sign)
     return x.movedim(ends, axes) if axes != ends else x
 
 

@@ -58,7 +58,7 @@ def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
     """``x (B, *N)``, every N even -> the ``(B, 2, .., 2, *N/2 but the last, N_k)`` tensor whose
     views are the ``2**k`` bands (:func:`band_views`); new memory, contiguous. In 2-D on CPU, the
     C library's band-major ``(B, 4, *N/2)`` tensor when it is built (:mod:`._native`)."""
-    if _native.usable(x):
+    if x.ndim == 3 and _native.usable(x):
         return _native.analysis(x, h)
     k = x.ndim - 1
     sign = x.new_tensor([1.0, -1.0]) if k > 1 else None
@@ -109,7 +109,7 @@ def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     interleaved pair (:func:`interleaved`); then the leading axes' phases are made from band pairs,
     last axis first, by one ``addcmul`` each (``a + h b``, ``a - h b``), and the result is multiplied
     in place by ``(1 - h i) s^k`` as complex pairs. In 2-D on CPU, the C library when it is built."""
-    if _native.usable(*bands) and all(b.shape == bands[0].shape for b in bands):
+    if bands[0].ndim == 3 and _native.usable(*bands) and all(b.shape == bands[0].shape for b in bands):
         return _native.synthesis(bands, h)
     k = bands[0].ndim - 1
     lo, hi = _slots(h)
@@ -147,7 +147,7 @@ def _analysis_op(x: torch.Tensor, h: int) -> torch.Tensor:
 @_analysis_op.register_fake
 def _(x: torch.Tensor, h: int) -> torch.Tensor:
     k = x.ndim - 1
-    if _native.usable(x):
+    if k == 2 and _native.usable(x):
         return x.new_empty((x.shape[0], 4, x.shape[1] // 2, x.shape[2] // 2))
     return x.new_empty((x.shape[0],) + (2,) * (k - 1) + tuple(n // 2 for n in x.shape[1:-1]) + (x.shape[-1],))
 
@@ -174,13 +174,13 @@ def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 
 
 # Several levels of the 2-D transform at once, in the C library (:mod:`._native`): each level's LL
-# is consumed while in cache. Bands are listed finest level first, ``(LH, HL, HH)`` per level (band
-# order 1, 2, 3), then the coarsest LL.
+# is consumed while in cache. Inputs and bands are ``(*lead, H, W)``; bands are listed finest level
+# first, ``(LH, HL, HH)`` per level (band order 1, 2, 3), then the coarsest LL.
 
 
 def _wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
     ys = _native.wavedec(x, h, levels)
-    return [b for y in ys for b in y[:, 1:].unbind(1)] + [ys[-1][:, 0]]
+    return [b for y in ys for b in y.unbind(-3)[1:]] + [ys[-1].select(-3, 0)]
 
 
 def _waverec2(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
@@ -216,9 +216,9 @@ class _Waverec2(torch.autograd.Function):
 
 
 def fusable(x: torch.Tensor, levels: int) -> bool:
-    """Whether :func:`wavedec2` runs on ``x (B, H, W)`` (the C library takes it; H and W divisible
-    by ``2**levels``, where every boundary mode gives these coefficients)."""
-    return levels >= 1 and x.numel() > 0 and all(n % 2**levels == 0 for n in x.shape[1:]) and _native.usable(x)
+    """Whether :func:`wavedec2` runs on ``x (*lead, H, W)`` (the C library takes it; H and W
+    divisible by ``2**levels``, where every boundary mode gives these coefficients)."""
+    return levels >= 1 and x.numel() > 0 and all(n % 2**levels == 0 for n in x.shape[-2:]) and _native.usable(x)
 
 
 def fusable_bands(bands: Sequence[torch.Tensor]) -> bool:
@@ -227,8 +227,8 @@ def fusable_bands(bands: Sequence[torch.Tensor]) -> bool:
 
 
 def wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
-    """``levels`` levels of the analysis of ``x (B, H, W)`` (:func:`fusable`): ``[LH_1, HL_1,
-    HH_1, .., HH_J, LL_J]``, level j's bands ``(B, H >> j, W >> j)``."""
+    """``levels`` levels of the analysis of ``x (*lead, H, W)`` (:func:`fusable`): ``[LH_1, HL_1,
+    HH_1, .., HH_J, LL_J]``, level j's bands ``(*lead, H >> j, W >> j)``."""
     if torch.is_grad_enabled() and x.requires_grad:
         return list(_Wavedec2.apply(x, h, levels))
     return _wavedec2(x, h, levels)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -131,15 +132,35 @@ def status() -> str:
     return _status
 
 
+def _flat(t: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """``t (*lead, H, W)`` as ``(B, batch stride, row stride, column stride)`` with B the product of
+    the leading sizes, or None when they do not flatten to one stride."""
+    *lead, _, _ = t.shape
+    strides = t.stride()
+    batch, step = 1, 0
+    for n, s in zip(reversed(lead), reversed(strides[:-2])):  # innermost first
+        if n == 1:
+            continue
+        if batch == 1:
+            step = s
+        elif s != step * batch:
+            return None
+        batch *= n
+    return batch, step, strides[-2], strides[-1]
+
+
 def usable(*ts: torch.Tensor) -> bool:
-    """Whether the library can transform these tensors: 3-D ``(B, H, W)`` strided CPU tensors of
-    one dtype, float32 or float64 (not zero tensors of autograd, which hold no memory), and the
-    library is built. (Callers check that the shapes fit together.)"""
+    """Whether the library can transform these tensors: ``(*lead, H, W)`` strided CPU tensors of
+    one dtype, float32 or float64, whose leading axes flatten to one stride (not zero tensors of
+    autograd, which hold no memory), and the library is built. (Callers check that the shapes fit
+    together.)"""
     t = ts[0]
     if t.device.type != "cpu" or t.dtype not in _SUFFIX:
         return False
     for u in ts:
-        if u.ndim != 3 or u.dtype != t.dtype or u.device != t.device or u.layout != torch.strided or u._is_zerotensor():
+        if u.ndim < 2 or u.dtype != t.dtype or u.device != t.device or u.layout != torch.strided:
+            return False
+        if u._is_zerotensor() or _flat(u) is None:
             return False
     return library() is not None
 
@@ -148,40 +169,39 @@ def _threads(numel: int) -> int:
     return torch.get_num_threads() if numel >= 1 << 15 else 1
 
 
-def _pointers(ts: Sequence[torch.Tensor | None]) -> ctypes.Array:
-    return (ctypes.c_void_p * len(ts))(*(0 if t is None else t.data_ptr() for t in ts))
-
-
 def wavedec(x: torch.Tensor, h: int, levels: int = 1) -> list[torch.Tensor]:
-    """``x (B, H, W)``, H and W divisible by ``2**levels`` -> for each level j = 1 .. levels, the
-    bands LL, LH, HL, HH as one ``(B, 4, H >> j, W >> j)`` tensor (LL only valid at the last)."""
-    B, H, W = x.shape
-    ys = [x.new_empty(B, 4, H >> j, W >> j) for j in range(1, levels + 1)]
+    """``x (*lead, H, W)`` (:func:`usable`), H and W divisible by ``2**levels`` -> for each level
+    j = 1 .. levels, the bands LL, LH, HL, HH as one ``(*lead, 4, H >> j, W >> j)`` tensor (its LL
+    written only at the last level)."""
+    *lead, H, W = x.shape
+    ys = [x.new_empty(*lead, 4, H >> j, W >> j) for j in range(1, levels + 1)]
     if x.numel():
+        B, *xs = _flat(x)
         threads = _threads(x.numel())
         scratch = x.new_empty(threads, 2 * W) if levels > 1 else x.new_empty(0)
         f = getattr(library(), f"subband_haar2_wavedec_{_SUFFIX[x.dtype]}")
-        xs = (ctypes.c_int64 * 3)(*x.stride())
-        f(x.data_ptr(), xs, B, H, W, levels, _pointers(ys), h, scratch.data_ptr(), threads)
+        pointers = (ctypes.c_void_p * levels)(*(y.data_ptr() for y in ys))
+        f(x.data_ptr(), (ctypes.c_int64 * 3)(*xs), B, H, W, levels, pointers, h, scratch.data_ptr(), threads)
     return ys
 
 
 def waverec(levels: Sequence[Sequence[torch.Tensor | None]], h: int) -> torch.Tensor:
     """The inverse of :func:`wavedec`: for each level j = 1 .. J, the bands LL, LH, HL, HH
-    ``(B, H >> j, W >> j)`` (any strides; LL unused, may be None, but at the last) ->
-    ``(B, H, W)``, contiguous."""
-    B, n1, n2 = levels[0][1].shape
+    ``(*lead, H >> j, W >> j)`` (:func:`usable`; LL unused, may be None, but at the last) ->
+    ``(*lead, H, W)``, contiguous."""
+    *lead, n1, n2 = levels[0][1].shape
     J = len(levels)
-    x = levels[0][1].new_empty(B, 2 * n1, 2 * n2)
+    x = levels[0][1].new_empty(*lead, 2 * n1, 2 * n2)
     if x.numel():
         threads = _threads(x.numel())
         scratch = x.new_empty(threads, 4 * n2) if J > 1 else x.new_empty(0)
         bands = [b for level in levels for b in level]
+        pointers = (ctypes.c_void_p * len(bands))(*(0 if b is None else b.data_ptr() for b in bands))
         strides = (ctypes.c_int64 * (3 * len(bands)))(
-            *(s for b in bands for s in (b.stride() if b is not None else (0, 0, 0)))
+            *(s for b in bands for s in (_flat(b)[1:] if b is not None else (0, 0, 0)))
         )
         f = getattr(library(), f"subband_haar2_waverec_{_SUFFIX[x.dtype]}")
-        f(_pointers(bands), strides, B, 2 * n1, 2 * n2, J, x.data_ptr(), h, scratch.data_ptr(), threads)
+        f(pointers, strides, math.prod(lead), 2 * n1, 2 * n2, J, x.data_ptr(), h, scratch.data_ptr(), threads)
     return x
 
 
