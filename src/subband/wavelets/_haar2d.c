@@ -7,11 +7,11 @@
    waverec: the bands of every level, any strides (level j's LL only read for j = J)  ->  x
             (B, H, W), contiguous.
 
-   Per 2x2 block, the two input rows give their sum s and difference d; the column pairs of s give
-   LL and LH, those of d give HL and HH:  (LL, LH) = m0 (s[2j], s[2j+1]),  (HL, HH) = m1 (d[2j],
-   d[2j+1]), with m0 = [[q, q], [hq, -hq]], m1 = [[hq, hq], [q, -q]], q = 1/2 and hq = h/2 for the
-   high-pass sign h = +-1. The synthesis applies inv(m) / 2 and returns rows (s + d) / 2 and
-   (s - d) / 2.
+   Per 2x2 block, the two input rows give their sum s and difference d at the even (e) and odd (o)
+   columns: LL = (se + so) / 2, LH = h (se - so) / 2, HL = h (de + do) / 2, HH = (de - do) / 2 for
+   the high-pass sign h = +-1 (the orthonormal bank s [[1, 1], [h, -h]] along each axis). The
+   synthesis inverts it: with u, v = LL +- h LH and w, z = h HL +- HH, the top row's pair is
+   ((u + w) / 2, (v + z) / 2) and the bottom row's ((u - w) / 2, (v - z) / 2).
 
    Levels are fused: the work is split into tiles of 2^J input rows (one row of level J); within a
    tile each level's LL rows are made two at a time into a small buffer, depth first, and the next
