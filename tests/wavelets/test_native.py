@@ -180,8 +180,8 @@ def test_the_library_is_built_once_into_the_cache(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no build directory left behind
 
 
-def test_batch_axes_that_do_not_flatten_go_level_by_level(monkeypatch):
-    """The library takes one batch stride: other batch layouts give the same values the slower way."""
+def test_batch_axes_that_do_not_flatten_are_copied_first(monkeypatch):
+    """The library takes one batch stride: other batch layouts are copied to contiguous memory."""
     calls = _uses_fused(monkeypatch)
     x = torch.randn(3, 2, 16, 16, dtype=torch.float64).transpose(0, 1)
     got = sw.wavedec2(x, "haar", level=2)
@@ -190,4 +190,24 @@ def test_batch_axes_that_do_not_flatten_go_level_by_level(monkeypatch):
     for g, w in zip(got[1:], want[1:]):
         for gb, wb in zip(g, w):
             assert_close(gb, wb)
-    assert "_wavedec2" not in calls
+    assert calls == ["_wavedec2"]
+
+
+def test_gradients_of_any_layout_reach_the_library(monkeypatch):
+    """The gradients reaching the fused backward may have batch axes that do not flatten to one
+    stride (here from a transpose), or be broadcast: they give the PyTorch passes' gradients."""
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    r = [torch.randn(3, 2, 16 >> j, 16 >> j, dtype=torch.float64) for j in (1, 2, 2)]
+
+    def grad():
+        t = x.clone().requires_grad_()
+        c = sw.wavedec2(t, "haar", level=2)
+        loss = (c[2][0].transpose(0, 1) * r[0]).sum() + (c[1][1].transpose(0, 1) * r[1]).sum() + c[0].sum()
+        loss.backward()
+        return t.grad
+
+    calls = _uses_fused(monkeypatch)
+    got = grad()
+    assert calls == ["_wavedec2", "_waverec2"]  # the backward runs the fused inverse
+    want = _passes(grad)
+    assert_close(got, want)

@@ -151,18 +151,26 @@ def _flat(t: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 def usable(*ts: torch.Tensor) -> bool:
     """Whether the library can transform these tensors: ``(*lead, H, W)`` strided CPU tensors of
-    one dtype, float32 or float64, whose leading axes flatten to one stride (not zero tensors of
-    autograd, which hold no memory), and the library is built. (Callers check that the shapes fit
+    one dtype, float32 or float64, and the library is built. (Callers check that the shapes fit
     together.)"""
     t = ts[0]
     if t.device.type != "cpu" or t.dtype not in _SUFFIX:
         return False
-    for u in ts:
-        if u.ndim < 2 or u.dtype != t.dtype or u.device != t.device or u.layout != torch.strided:
-            return False
-        if u._is_zerotensor() or _flat(u) is None:
-            return False
+    if any(u.ndim < 2 or u.dtype != t.dtype or u.device != t.device or u.layout != torch.strided for u in ts):
+        return False
     return library() is not None
+
+
+def _flattened(t: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """``t`` and its :func:`_flat` form; a contiguous copy where the leading axes do not flatten to
+    one stride, zeros in memory for an autograd zero tensor (which holds none)."""
+    if t._is_zerotensor():
+        t = torch.zeros(t.shape, dtype=t.dtype)
+    flat = _flat(t)
+    if flat is None:
+        t = t.contiguous()
+        flat = _flat(t)
+    return t, flat
 
 
 def _threads(numel: int) -> int:
@@ -173,10 +181,10 @@ def wavedec(x: torch.Tensor, h: int, levels: int = 1) -> list[torch.Tensor]:
     """``x (*lead, H, W)`` (:func:`usable`), H and W divisible by ``2**levels`` -> for each level
     j = 1 .. levels, the bands LL, LH, HL, HH as one ``(*lead, 4, H >> j, W >> j)`` tensor (its LL
     written only at the last level)."""
+    x, (B, *xs) = _flattened(x)
     *lead, H, W = x.shape
     ys = [x.new_empty(*lead, 4, H >> j, W >> j) for j in range(1, levels + 1)]
     if x.numel():
-        B, *xs = _flat(x)
         threads = _threads(x.numel())
         scratch = x.new_empty(threads, 2 * W) if levels > 1 else x.new_empty(0)
         f = getattr(library(), f"subband_haar2_wavedec_{_SUFFIX[x.dtype]}")
@@ -195,11 +203,9 @@ def waverec(levels: Sequence[Sequence[torch.Tensor | None]], h: int) -> torch.Te
     if x.numel():
         threads = _threads(x.numel())
         scratch = x.new_empty(threads, 4 * n2) if J > 1 else x.new_empty(0)
-        bands = [b for level in levels for b in level]
-        pointers = (ctypes.c_void_p * len(bands))(*(0 if b is None else b.data_ptr() for b in bands))
-        strides = (ctypes.c_int64 * (3 * len(bands)))(
-            *(s for b in bands for s in (_flat(b)[1:] if b is not None else (0, 0, 0)))
-        )
+        bands = [None if b is None else _flattened(b) for level in levels for b in level]
+        pointers = (ctypes.c_void_p * len(bands))(*(0 if b is None else b[0].data_ptr() for b in bands))
+        strides = (ctypes.c_int64 * (3 * len(bands)))(*(s for b in bands for s in (b[1][1:] if b else (0, 0, 0))))
         f = getattr(library(), f"subband_haar2_waverec_{_SUFFIX[x.dtype]}")
         f(pointers, strides, math.prod(lead), 2 * n1, 2 * n2, J, x.data_ptr(), h, scratch.data_ptr(), threads)
     return x
