@@ -211,3 +211,16 @@ def test_gradients_of_any_layout_reach_the_library(monkeypatch):
     assert calls == ["_wavedec2", "_waverec2"]  # the backward runs the fused inverse
     want = _passes(grad)
     assert_close(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_streaming_stores_write_the_same_output(dtype, monkeypatch):
+    """Large outputs are written past the cache (:func:`_native._streaming_threshold`): the same
+    values, also where a row's width leaves them unaligned (then the plain stores run)."""
+    for shape, levels in (((3, 16, 64), 2), ((2, 8, 36), 1), ((1, 32, 40), 3)):
+        x = torch.randn(shape, dtype=dtype)
+        bands = _haar.wavedec2(x, 1, levels)
+        want = _haar.waverec2(bands, 1)
+        monkeypatch.setattr(_native, "_streaming_threshold", lambda threads: 0)
+        assert torch.equal(_haar.waverec2(bands, 1), want)
+        monkeypatch.undo()

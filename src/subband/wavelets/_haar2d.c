@@ -21,6 +21,9 @@
    keeps its rows in its own part of the caller's scratch buffer. */
 
 #include <stdint.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #define THREAD omp_get_thread_num()
@@ -71,6 +74,26 @@ typedef int64_t i4_t __attribute__((vector_size(BYTES)));
 /* Unaligned vector stores (loads: S##_ld). */
 #define ST(p, v) __builtin_memcpy((p), &(v), sizeof(v))
 
+/* Stores of 32 bytes that bypass the cache (x86; p 16-byte aligned), for an output too large to
+   stay there: memory is then written without being read first, as memcpy does for large copies. */
+#if defined(__x86_64__)
+INLINE void stream_f32(float *p, const void *v) {
+  __m128 a, b;
+  __builtin_memcpy(&a, v, 16), __builtin_memcpy(&b, (const char *)v + 16, 16);
+  _mm_stream_ps(p, a), _mm_stream_ps(p + 4, b);
+}
+INLINE void stream_f64(double *p, const void *v) {
+  __m128d a, b;
+  __builtin_memcpy(&a, v, 16), __builtin_memcpy(&b, (const char *)v + 16, 16);
+  _mm_stream_pd(p, a), _mm_stream_pd(p + 2, b);
+}
+#define FENCE() _mm_sfence()
+#else
+INLINE void stream_f32(float *p, const void *v) { __builtin_memcpy(p, v, 32); }
+INLINE void stream_f64(double *p, const void *v) { __builtin_memcpy(p, v, 32); }
+#define FENCE() ((void)0)
+#endif
+
 /* The kernels for element type T with N lanes per vector, named *_S. */
 #define DEFINE(T, S, N, EVEN, ODD, LOW, HIGH)                                                       \
   typedef T S##_v __attribute__((vector_size(BYTES)));                                              \
@@ -106,7 +129,7 @@ typedef int64_t i4_t __attribute__((vector_size(BYTES)));
                                                                                                     \
   /* one row of each band (last strides t[0..3], n inputs) -> two output rows */                    \
   INLINE void S##_up_rows(const T *ll, const T *lh, const T *hl, const T *hh, const int64_t *t,     \
-                          int64_t n, T *x0, T *x1, T h) {                                           \
+                          int64_t n, T *x0, T *x1, T h, int stream) {                               \
     const T q = 0.5;                                                                                \
     int64_t j = 0;                                                                                  \
     /* a band of last stride 0 (a broadcast, as the gradient of a sum) holds one value per row */   \
@@ -121,7 +144,12 @@ typedef int64_t i4_t __attribute__((vector_size(BYTES)));
         const S##_v u = c0 + c1, v = c0 - c1, w = c2 + c3, z = c2 - c3;                             \
         const S##_v te = q * (u + w), to = q * (v + z), ue = q * (u - w), uo = q * (v - z);         \
         const S##_v y0 = LOW(te, to), y1 = HIGH(te, to), z0 = LOW(ue, uo), z1 = HIGH(ue, uo);       \
-        ST(x0 + 2 * j, y0), ST(x0 + 2 * j + N, y1), ST(x1 + 2 * j, z0), ST(x1 + 2 * j + N, z1);     \
+        if (stream) {                                                                               \
+          stream_##S(x0 + 2 * j, &y0), stream_##S(x0 + 2 * j + N, &y1);                               \
+          stream_##S(x1 + 2 * j, &z0), stream_##S(x1 + 2 * j + N, &z1);                               \
+        } else {                                                                                    \
+          ST(x0 + 2 * j, y0), ST(x0 + 2 * j + N, y1), ST(x1 + 2 * j, z0), ST(x1 + 2 * j + N, z1);   \
+        }                                                                                           \
       }                                                                                             \
     }                                                                                               \
     for (; j < n; j++) {                                                                            \
@@ -179,6 +207,7 @@ typedef int64_t i4_t __attribute__((vector_size(BYTES)));
     int64_t b, H, W;                                                                                \
     T *tmp;                                                                                         \
     T h;                                                                                            \
+    int stream; /* write x with streaming stores */                                                 \
   } S##_up_ctx;                                                                                     \
                                                                                                     \
   /* rows 2r, 2r+1 of level j - 1's LL (of x for j = 1) from row r of level j's LL (ll, last        \
@@ -192,25 +221,29 @@ typedef int64_t i4_t __attribute__((vector_size(BYTES)));
     const int64_t t[4] = {lls, s[5], s[8], s[11]};                                                  \
     if (j == 1) {                                                                                   \
       T *x0 = c->x + (c->b * c->H + 2 * r) * c->W;                                                  \
-      S##_up_rows(ll, lh, hl, hh, t, n2, x0, x0 + c->W, c->h);                                      \
+      S##_up_rows(ll, lh, hl, hh, t, n2, x0, x0 + c->W, c->h, c->stream);                           \
       return;                                                                                       \
     }                                                                                               \
     T *t0 = SCRATCH_ROWS(c->tmp, c->W, j - 1), *t1 = t0 + (c->W >> (j - 1));                        \
-    S##_up_rows(ll, lh, hl, hh, t, n2, t0, t1, c->h);                                               \
+    S##_up_rows(ll, lh, hl, hh, t, n2, t0, t1, c->h, 0);                                            \
     S##_up_level(c, j - 1, 2 * r, t0, 1);                                                           \
     S##_up_level(c, j - 1, 2 * r + 1, t1, 1);                                                       \
   }                                                                                                 \
                                                                                                     \
+  /* stream: write x with streaming stores (taken where x and its rows are 16-byte aligned) */      \
   CLONES void subband_haar2_waverec_##S(const T *const *p, const int64_t *s, int64_t B, int64_t H,  \
-                                        int64_t W, int J, T *x, int h, T *scratch, int threads) {   \
+                                        int64_t W, int J, T *x, int h, T *scratch, int threads,     \
+                                        int stream) {                                               \
     const int64_t rows = H >> J, *sJ = s + 12 * (J - 1);                                            \
+    stream = stream && (uintptr_t)x % 16 == 0 && W * sizeof(T) % 16 == 0;                           \
     _Pragma("omp parallel num_threads(threads)") {                                                  \
-      S##_up_ctx c = {p, s, x, 0, H, W, scratch + 2 * W * THREAD, (T)h};                            \
+      S##_up_ctx c = {p, s, x, 0, H, W, scratch + 2 * W * THREAD, (T)h, stream};                    \
       _Pragma("omp for schedule(static)") for (int64_t r = 0; r < B * rows; r++) {                  \
         c.b = r / rows;                                                                             \
         const T *ll = p[4 * (J - 1)] + c.b * sJ[0] + (r % rows) * sJ[1];                            \
         S##_up_level(&c, J, r % rows, ll, sJ[2]);                                                   \
       }                                                                                             \
+      if (stream) FENCE(); /* streaming stores are weakly ordered: done before the caller reads */  \
     }                                                                                               \
   }
 
