@@ -7,7 +7,8 @@ Cases: haar and db4, level 1 and 3, modes zero, symmetric and periodization. Ope
 all coefficients, into a fresh ``.grad``) for the differentiable libraries, and for subband the
 forward call and ``.backward()`` timed apart within such steps (their ratio is the backward/forward
 column; the forward timed alone reruns with its input and output in cache). Also times two plain
-copies of the input (the memory-traffic floor). Before anything is timed, one block just under
+copies of the input (the memory-traffic floor): once first, and in every case's rounds beside the
+libraries, the time the forward+inverse is compared with. Before anything is timed, one block just under
 32 MB is allocated and freed, so glibc's malloc serves the buffers of every library from its heap
 as it does in a process that has run a while (a cold process pays page faults on its first large
 buffers). Prints tables of ratios (peer time / subband time: above 1 means subband is faster) and
@@ -177,6 +178,8 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep
                         closures[(lib, op)] = o[op]
                     if o["forward_of"] is not None:
                         closures[(lib, "forward+backward")] = lambda f=o["forward_of"], t=xg: _step(f, t)
+                # the memory-traffic floor, taken in the same rounds as the case it is compared with
+                closures[("torch", "two copies")] = lambda: x.clone().clone()
                 # rounds interleave the libraries, so a slow phase of a shared machine hits all of them
                 samples = {key: [] for key in closures}
                 for _ in range(rounds):
@@ -190,6 +193,12 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep
                             dict(case=case, wavelet=wavelet, level=level, mode=mode, lib="subband", op=op,
                                  version=versions["subband"], median_ms=ms, shape=list(shape), dtype="float32", **env)
                         )  # fmt: skip
+                copies = samples.pop(("torch", "two copies"))
+                results[(case, "torch", "two copies")] = statistics.median(m for m, _ in copies)
+                rows.append(
+                    dict(case=case, lib="torch", op="two copies", median_ms=results[(case, "torch", "two copies")],
+                         iqr_ms=statistics.median(q for _, q in copies), rounds=rounds, shape=list(shape), **env)
+                )  # fmt: skip
                 for lib, o in ops.items():
                     peak = peak_bytes(o["forward"], numpy=o["forward_of"] is None)
                     results[(case, lib, "peak")] = peak / x.nbytes
@@ -231,8 +240,8 @@ def _print_tables(results, libs, floor_ms):
                 for lib in others:
                     t = results.get((case, lib, op))
                     cells.append("n/a" if t is None else f"{t / ours:.2f}x")
-                if op == "forward+inverse":
-                    cells.append(f"{ours / floor_ms:.1f}")
+                if op == "forward+inverse":  # against the copies timed in the same rounds
+                    cells.append(f"{ours / results.get((case, 'torch', 'two copies'), floor_ms):.1f}")
                 print("| " + " | ".join(cells) + " |")
     print("\n### subband: backward / forward time, peak forward memory / input size, first call (s)\n")
     print("backward/forward: both timed within the same training steps; vs forward alone: (forward+backward")
