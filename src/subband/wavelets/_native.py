@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 _SOURCE = Path(__file__).with_name("_haar2d.c")
-_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off"]  # no fused multiply-add: the PyTorch passes' rounding
+_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off"]  # no fused multiply-add: one rounding on every CPU
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _lib: ctypes.CDLL | None = None
 _status = ""
@@ -62,12 +62,12 @@ def _cache_dir() -> Path:
 def _commands(cc: str, obj: str, out: str) -> list[list[list[str]]]:
     """Build commands to try in turn: with OpenMP (PyTorch's runtime, else the compiler's), then
     without."""
-    compile_only = [cc, *_FLAGS, "-c", str(_SOURCE), "-o", obj]
-    link = [cc, "-shared", obj, "-o", out]
-    gomp = _openmp_runtime()
-    options = [[[*compile_only[:1], "-fopenmp", *compile_only[1:]], [*link, gomp]]] if gomp else []
-    options.append([[cc, *_FLAGS, "-fopenmp", "-shared", str(_SOURCE), "-o", out]])
-    options.append([[cc, *_FLAGS, "-shared", str(_SOURCE), "-o", out]])
+    source, gomp = str(_SOURCE), _openmp_runtime()
+    options = []
+    if gomp:  # compile with OpenMP, link PyTorch's runtime rather than the compiler's own
+        options.append([[cc, *_FLAGS, "-fopenmp", "-c", source, "-o", obj], [cc, "-shared", obj, gomp, "-o", out]])
+    options.append([[cc, *_FLAGS, "-fopenmp", "-shared", source, "-o", out]])
+    options.append([[cc, *_FLAGS, "-shared", source, "-o", out]])
     return options
 
 
