@@ -164,7 +164,7 @@ def _(bands: list[torch.Tensor], h: int) -> torch.Tensor:
 
 
 def down(x: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
-    """``x (B, *N)``, every N even -> the ``2**k`` bands ``(B, *N/2)`` (views, last stride 2)."""
+    """``x (B, *N)``, every N even -> the ``2**k`` bands ``(B, *N/2)`` (:func:`band_views`)."""
     return band_views(_analysis_op(x, h) if torch.compiler.is_compiling() else analysis(x, h), h)
 
 

@@ -16,6 +16,7 @@ threads (as many as ``torch.get_num_threads()``).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import math
 import os
@@ -177,8 +178,10 @@ def _threads(numel: int) -> int:
     return torch.get_num_threads() if numel >= 1 << 15 else 1
 
 
+@functools.cache
 def _cache_bytes() -> int:
-    """The size of the last-level CPU cache, from Linux's sysfs; 0 where unknown."""
+    """The size of the last-level CPU cache, from Linux's sysfs; 0 where unknown (read once, at the
+    first synthesis rather than at import)."""
     size = 0
     for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
         try:
@@ -192,16 +195,14 @@ def _cache_bytes() -> int:
     return size
 
 
-_CACHE_BYTES = _cache_bytes()
-
-
 def _streaming_threshold(threads: int) -> float:
     """Output bytes from which the synthesis writes past the cache: three quarters of each thread's
     share of the last-level cache, the rule glibc's memcpy uses for its streaming stores (never
     where the cache size is unknown). On 2 threads and 32 MB, from 12 MiB: a forward+inverse of a
     16x3x256x256 float32 batch took 1.39x two copies' time with them, 1.59x without; of an 8x3x..
     batch, which stays in cache, 2.15x with them and 1.76x without."""
-    return 0.75 * _CACHE_BYTES / max(threads, 1) if _CACHE_BYTES else math.inf
+    size = _cache_bytes()
+    return 0.75 * size / max(threads, 1) if size else math.inf
 
 
 def wavedec(x: torch.Tensor, h: int, levels: int = 1) -> list[torch.Tensor]:
