@@ -49,6 +49,7 @@ def environment() -> dict:
         "machine": platform.machine(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "last_level_cache_bytes": _native._cache_bytes(),  # how much of a working set stays in cache
     }
 
 

@@ -94,22 +94,33 @@ def test_compiled_code_does_not_read_the_padding_plan_cache(monkeypatch):
 _FLIPPED = sw.Wavelet(([2**-0.5] * 2, [2**-0.5, -(2**-0.5)], [2**-0.5] * 2, [-(2**-0.5), 2**-0.5]))  # h = -1
 
 
+def _spy_haar(monkeypatch) -> list[str]:
+    """Record the Haar passes called (:mod:`._haar`'s one-level passes, the C library's calls with
+    their number of levels)."""
+    from subband.wavelets import _haar, _native
+
+    calls: list[str] = []
+
+    def spy(module, name):
+        f = getattr(module, name)
+        return lambda *a: calls.append(name if name in ("analysis", "synthesis") else f"{name}/{a[-1]}") or f(*a)
+
+    for name in ("analysis", "synthesis"):
+        monkeypatch.setattr(_haar, name, spy(_haar, name))
+    if _native.library() is not None:
+        monkeypatch.setattr(_native, "wavedec", spy(_native, "wavedec"))
+        monkeypatch.setattr(_native, "waverec", lambda levels, h, f=_native.waverec: calls.append(
+            f"waverec/{len(levels)}") or f(levels, h))  # fmt: skip
+    return calls
+
+
 @pytest.mark.parametrize("wavelet", ["haar", _FLIPPED], ids=["haar", "flipped"])
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_compiled_haar_runs_the_eager_passes(monkeypatch, wavelet, k):
-    """Compiled, Haar runs the eager passes (as operators: the stencil's fused loops are slower),
-    odd sizes after padding; values and gradients are the eager ones, in 1, 2 and 3-D, for both
-    signs of the high-pass, at two levels and in three modes."""
-    from subband.wavelets import _haar
-
-    calls = []
-
-    def spy(name):
-        f = getattr(_haar, name)
-        return lambda *a: calls.append(name) or f(*a)
-
-    for name in ("analysis", "synthesis"):
-        monkeypatch.setattr(_haar, name, spy(name))
+    """Compiled, Haar runs the passes eager code runs (as operators: the stencil's fused loops are
+    slower), odd sizes after padding; values and gradients are the eager ones, in 1, 2 and 3-D, for
+    both signs of the high-pass, at two levels and in three modes."""
+    calls = _spy_haar(monkeypatch)
     axes = tuple(range(-k, 0))
     for size, mode in ((8, "zero"), (8, "periodization"), (7, "symmetric")):
 
@@ -119,21 +130,53 @@ def test_compiled_haar_runs_the_eager_passes(monkeypatch, wavelet, k):
 
         x = torch.randn((2,) + (size + 1,) * (k - 1) + (size,), dtype=torch.float64)
         xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+        calls.clear()
         ye, ce = roundtrip(xe)
+        eager_forward = sorted(calls)
         weight = torch.randn_like(ye)  # odd sizes come back one sample longer, as in PyWavelets
+        calls.clear()
         (ye * weight).sum().backward()
+        eager_backward = sorted(calls)
+        assert eager_forward and eager_backward
         calls.clear()
         torch._dynamo.reset()
         yc, cc = torch.compile(roundtrip, fullgraph=True)(xc)
-        assert set(calls) == {"analysis", "synthesis"}
+        assert sorted(calls) == eager_forward
         calls.clear()
         (yc * weight).sum().backward()  # each pass' gradient is the other
-        assert set(calls) == {"analysis", "synthesis"}
+        assert sorted(calls) == eager_backward
         assert_close(yc, ye)
         assert_close(cc[0], ce[0])
         for key in ce[1]:
             assert_close(cc[1][key], ce[1][key])
         assert_close(xc.grad, xe.grad)
+
+
+def test_compiled_2d_haar_runs_all_levels_in_one_call(monkeypatch):
+    """Compiled, the 2-D Haar transform of sizes divisible by 2**level runs every level in one call
+    of the C library each way, as eagerly, and gives the eager values and gradients."""
+    from subband.wavelets import _native
+
+    if _native.library() is None:
+        pytest.skip(f"the C library is not built: {_native.status()}")
+    calls = _spy_haar(monkeypatch)
+
+    def roundtrip(t):
+        c = sw.wavedec2(t, "haar", mode="zero", level=3)
+        return sw.waverec2(c, "haar", mode="zero") * c[0].mean()
+
+    x = torch.randn(2, 3, 16, 24, dtype=torch.float64)
+    xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+    roundtrip(xe).square().sum().backward()
+    torch._dynamo.reset()
+    calls.clear()
+    yc = torch.compile(roundtrip, fullgraph=True)(xc)
+    assert calls == ["wavedec/3", "waverec/3"]
+    calls.clear()
+    yc.square().sum().backward()  # each call's gradient is the other
+    assert sorted(calls) == ["wavedec/3", "waverec/3"]
+    assert_close(yc, roundtrip(x))
+    assert_close(xc.grad, xe.grad)
 
 
 def test_a_haar_wavelet_first_built_while_compiling_keeps_its_eager_passes():
@@ -164,3 +207,16 @@ def test_haar_operators_pass_torch_library_checks():
         x = torch.randn((2,) + (4,) * (k - 1) + (6,))
         torch.library.opcheck(_haar._analysis_op, (x, h), test_utils=checks)
         torch.library.opcheck(_haar._synthesis_op, (list(_haar.down(x, h)), h), test_utils=checks)
+
+
+def test_fused_haar_operators_pass_torch_library_checks():
+    """Every check of the two operators of the fused 2-D transform, autograd's included."""
+    from subband.wavelets import _haar, _native
+
+    if _native.library() is None:
+        pytest.skip(f"the C library is not built: {_native.status()}")
+    for h, levels in ((1, 1), (-1, 3)):
+        x = torch.randn(2, 3, 8, 16, dtype=torch.float64, requires_grad=True)
+        torch.library.opcheck(_haar._wavedec2_op, (x, h, levels))
+        bands = [b.detach().requires_grad_() for b in _haar.wavedec2(x.detach(), h, levels)]
+        torch.library.opcheck(_haar._waverec2_op, (bands, h))

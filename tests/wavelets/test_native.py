@@ -5,6 +5,7 @@ fallback when it cannot be built."""
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -178,6 +179,19 @@ def test_the_library_is_built_once_into_the_cache(tmp_path):
     mtime = built[0].stat().st_mtime_ns
     assert _run(env, CHECK) == first and built[0].stat().st_mtime_ns == mtime
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no build directory left behind
+
+
+def test_a_new_build_removes_builds_older_than_30_days(tmp_path):
+    """Builds of earlier versions do not pile up in the cache: a new build removes those (and the
+    failure records) made more than 30 days before; younger ones stay."""
+    old, young, failed = (tmp_path / f"haar2d-{n}" for n in ("0old.so", "1young.so", "2old.failed"))
+    for p, days in ((old, 31), (young, 29), (failed, 40)):
+        p.write_bytes(b"")
+        os.utime(p, (time.time() - days * 86400,) * 2)
+    status = _run({"SUBBAND_CACHE_DIR": str(tmp_path)}, CHECK)
+    assert status.startswith("loaded haar2d-")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([young.name, status.split()[-1]])
 
 
 def test_batch_axes_that_do_not_flatten_are_copied_first(monkeypatch):

@@ -362,8 +362,8 @@ def waverecn(
 
 def _fusing(w: Wavelet, axes: tuple[int, ...]) -> bool:
     """Whether several levels may run at once (:func:`._haar.wavedec2`): the Haar bank, two axes,
-    eagerly."""
-    return bool(w.haar_sign) and len(axes) == 2 and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+    not traced for ``torch.export`` or the JIT (their graphs hold only PyTorch's operators)."""
+    return bool(w.haar_sign) and len(axes) == 2 and not torch.compiler.is_exporting() and not torch.jit.is_tracing()
 
 
 def _haar_wavedec(data: torch.Tensor, w: Wavelet, level: int, axes: tuple[int, ...]) -> list | None:

@@ -179,8 +179,7 @@ def up(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 
 
 def _wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
-    ys = _native.wavedec(x, h, levels)
-    return [b for y in ys for b in y.unbind(-3)[1:]] + [ys[-1].select(-3, 0)]
+    return _native.wavedec(x, h, levels)
 
 
 def _waverec2(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
@@ -229,6 +228,8 @@ def fusable_bands(bands: Sequence[torch.Tensor]) -> bool:
 def wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
     """``levels`` levels of the analysis of ``x (*lead, H, W)`` (:func:`fusable`): ``[LH_1, HL_1,
     HH_1, .., HH_J, LL_J]``, level j's bands ``(*lead, H >> j, W >> j)``."""
+    if torch.compiler.is_compiling():
+        return _wavedec2_op(x, h, levels)
     if torch.is_grad_enabled() and x.requires_grad:
         return list(_Wavedec2.apply(x, h, levels))
     return _wavedec2(x, h, levels)
@@ -236,6 +237,50 @@ def wavedec2(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
 
 def waverec2(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     """The inverse of :func:`wavedec2` (bands of any strides)."""
+    if torch.compiler.is_compiling():
+        return _waverec2_op(list(bands), h)
     if torch.is_grad_enabled() and any(b.requires_grad for b in bands):
         return _Waverec2.apply(h, *bands)
     return _waverec2(bands, h)
+
+
+# Compiled, the fused calls run as two operators (eagerly, the autograd functions above cost less
+# per call); every band is a tensor of its own, as an operator's outputs may not share memory.
+
+
+@torch.library.custom_op("subband::haar_wavedec2", mutates_args=())
+def _wavedec2_op(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
+    return _wavedec2(x, h, levels)
+
+
+@_wavedec2_op.register_fake
+def _(x: torch.Tensor, h: int, levels: int) -> list[torch.Tensor]:
+    *lead, H, W = x.shape
+    bands = [x.new_empty(*lead, H >> j, W >> j) for j in range(1, levels + 1) for _ in range(3)]
+    return [*bands, x.new_empty(*lead, H >> levels, W >> levels)]
+
+
+@torch.library.custom_op("subband::haar_waverec2", mutates_args=())
+def _waverec2_op(bands: list[torch.Tensor], h: int) -> torch.Tensor:
+    return _waverec2(bands, h)
+
+
+@_waverec2_op.register_fake
+def _(bands: list[torch.Tensor], h: int) -> torch.Tensor:
+    *lead, n1, n2 = bands[0].shape
+    return bands[0].new_empty(*lead, 2 * n1, 2 * n2)
+
+
+def _save_wavedec2(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    ctx.h = inputs[1]
+
+
+def _save_waverec2(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    ctx.h, ctx.levels = inputs[1], len(inputs[0]) // 3
+
+
+# each operator's gradient is the other (the bank is orthonormal)
+_wavedec2_op.register_autograd(
+    lambda ctx, grads: (_waverec2_op(list(grads), ctx.h), None, None), setup_context=_save_wavedec2
+)
+_waverec2_op.register_autograd(lambda ctx, g: (_wavedec2_op(g, ctx.h, ctx.levels), None), setup_context=_save_waverec2)

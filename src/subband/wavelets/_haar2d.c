@@ -1,9 +1,9 @@
 /* The orthonormal 2-D Haar transform over J levels, one pass over the data each way
    (subband.wavelets._native builds and calls it).
 
-   wavedec: x (B, H, W), any strides, H and W divisible by 2^J  ->  one (B, 4, H >> j, W >> j)
-            contiguous tensor per level j = 1 .. J, bands LL, LH, HL, HH; only the last level's
-            LL is written (the others are consumed on the way).
+   wavedec: x (B, H, W), any strides, H and W divisible by 2^J  ->  the bands LL, LH, HL, HH of
+            each level j = 1 .. J, (B, H >> j, W >> j) with contiguous rows and one batch stride
+            per level; only the last level's LL is written (the others are consumed on the way).
    waverec: the bands of every level, any strides (level j's LL only read for j = J)  ->  x
             (B, H, W), contiguous.
 
@@ -145,8 +145,8 @@ INLINE void stream_f64(double *p, const void *v) { __builtin_memcpy(p, v, 32); }
         const S##_v te = q * (u + w), to = q * (v + z), ue = q * (u - w), uo = q * (v - z);         \
         const S##_v y0 = LOW(te, to), y1 = HIGH(te, to), z0 = LOW(ue, uo), z1 = HIGH(ue, uo);       \
         if (stream) {                                                                               \
-          stream_##S(x0 + 2 * j, &y0), stream_##S(x0 + 2 * j + N, &y1);                               \
-          stream_##S(x1 + 2 * j, &z0), stream_##S(x1 + 2 * j + N, &z1);                               \
+          stream_##S(x0 + 2 * j, &y0), stream_##S(x0 + 2 * j + N, &y1);                             \
+          stream_##S(x1 + 2 * j, &z0), stream_##S(x1 + 2 * j + N, &z1);                             \
         } else {                                                                                    \
           ST(x0 + 2 * j, y0), ST(x0 + 2 * j + N, y1), ST(x1 + 2 * j, z0), ST(x1 + 2 * j + N, z1);   \
         }                                                                                           \
@@ -163,16 +163,18 @@ INLINE void stream_f64(double *p, const void *v) { __builtin_memcpy(p, v, 32); }
   typedef struct {                                                                                  \
     const T *x;                                                                                     \
     const int64_t *xs;                                                                              \
-    T *const *y;     /* level j's (B, 4, H >> j, W >> j), at y[j - 1] */                            \
-    int64_t b, H, W; /* the batch entry of this tile, the input's size */                           \
-    T *tmp;          /* this thread's scratch rows (SCRATCH_ROWS) */                                \
+    T *const *y;       /* level j's bands LL, LH, HL, HH at y[4 (j - 1) ..] */                      \
+    const int64_t *ys; /* their batch stride, at ys[j - 1] */                                       \
+    int64_t b, H, W;   /* the batch entry of this tile, the input's size */                         \
+    T *tmp;            /* this thread's scratch rows (SCRATCH_ROWS) */                              \
     T h;                                                                                            \
   } S##_down_ctx;                                                                                   \
                                                                                                     \
   /* row r of level j's bands, its LL into ll; reads rows 2r, 2r+1 of level j - 1's LL */           \
   CLONES static void S##_down_level(const S##_down_ctx *c, int j, int64_t r, T *ll) {               \
-    const int64_t n1 = c->H >> j, n2 = c->W >> j, band = n1 * n2;                                   \
-    T *lh = c->y[j - 1] + 4 * c->b * band + band + r * n2;                                          \
+    const int64_t n2 = c->W >> j;                                                                   \
+    T *const *y = c->y + 4 * (j - 1);                                                               \
+    const int64_t o = c->b * c->ys[j - 1] + r * n2;                                                 \
     const T *r0, *r1;                                                                               \
     int64_t sw = 1;                                                                                 \
     if (j == 1) {                                                                                   \
@@ -183,19 +185,19 @@ INLINE void stream_f64(double *p, const void *v) { __builtin_memcpy(p, v, 32); }
       S##_down_level(c, j - 1, 2 * r + 1, t1);                                                      \
       r0 = t0, r1 = t1;                                                                             \
     }                                                                                               \
-    S##_down_rows(r0, r1, sw, n2, ll, lh, lh + band, lh + 2 * band, c->h);                          \
+    S##_down_rows(r0, r1, sw, n2, ll, y[1] + o, y[2] + o, y[3] + o, c->h);                          \
   }                                                                                                 \
                                                                                                     \
   /* scratch: 2 W elements per thread */                                                            \
   CLONES void subband_haar2_wavedec_##S(const T *x, const int64_t *xs, int64_t B, int64_t H,        \
-                                        int64_t W, int J, T *const *y, int h, T *scratch,           \
-                                        int threads) {                                              \
-    const int64_t rows = H >> J, band = rows * (W >> J);                                            \
+                                        int64_t W, int J, T *const *y, const int64_t *ys, int h,    \
+                                        T *scratch, int threads) {                                  \
+    const int64_t rows = H >> J;                                                                    \
     _Pragma("omp parallel num_threads(threads)") {                                                  \
-      S##_down_ctx c = {x, xs, y, 0, H, W, scratch + 2 * W * THREAD, (T)h};                         \
+      S##_down_ctx c = {x, xs, y, ys, 0, H, W, scratch + 2 * W * THREAD, (T)h};                     \
       _Pragma("omp for schedule(static)") for (int64_t r = 0; r < B * rows; r++) {                  \
         c.b = r / rows;                                                                             \
-        S##_down_level(&c, J, r % rows, y[J - 1] + 4 * c.b * band + (r % rows) * (W >> J));         \
+        S##_down_level(&c, J, r % rows, y[4 * (J - 1)] + c.b * ys[J - 1] + (r % rows) * (W >> J));  \
       }                                                                                             \
     }                                                                                               \
   }                                                                                                 \

@@ -2,14 +2,15 @@
 system's C compiler and cached; without one, the PyTorch passes of :mod:`._haar` do the same work.
 
 One pass over the data each way where the PyTorch passes take two, and several levels in that one
-pass (each level's approximation is consumed while in cache): the analysis writes each level's
-bands as one band-major ``(B, 4, n1, n2)`` tensor, the synthesis reads bands of any strides. Built
-with OpenMP, linked against the runtime already loaded with PyTorch, so both share one pool of
-threads (as many as ``torch.get_num_threads()``).
+pass (each level's approximation is consumed while in cache): the analysis writes each band into a
+tensor of its own (for :mod:`._haar`'s one-level passes, one band-major ``(B, 4, n1, n2)`` tensor),
+the synthesis reads bands of any strides. Built with OpenMP, linked against the runtime already
+loaded with PyTorch, so both share one pool of threads (as many as ``torch.get_num_threads()``).
 
 - ``SUBBAND_NATIVE=0`` turns it off; ``CC`` picks the compiler (else ``cc``, ``gcc``, ``clang``).
 - The library is cached in ``$SUBBAND_CACHE_DIR``, else ``$XDG_CACHE_HOME/subband``, else
-  ``~/.cache/subband``, under a name that hashes the source and the build command.
+  ``~/.cache/subband``, under a name that hashes the source and the build command. A new build
+  removes those made more than 30 days before it (of other versions: the directory can be deleted).
 - :func:`status` says which library is loaded, or why none is.
 """
 
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,9 +97,22 @@ def _build() -> ctypes.CDLL:
             )
             if all(run.returncode == 0 for run in runs):  # stops at the first failure
                 os.replace(out, path)  # atomic: other processes see the whole file or none
+                _prune(cache)
                 return _load(path)
         failed.touch()
     raise RuntimeError(f"{cc} could not build {_SOURCE.name}")
+
+
+def _prune(cache: Path, days: float = 30) -> None:
+    """Remove the builds (and failure records) made more than ``days`` ago, of earlier sources or
+    build commands: a process that still wants one builds it again."""
+    cutoff = time.time() - days * 86400
+    for p in cache.glob("haar2d-*"):
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink()
+        except OSError:  # removed meanwhile by another process, or not ours to remove
+            pass
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -105,7 +120,7 @@ def _load(path: Path) -> ctypes.CDLL:
     p, n, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for suffix in _SUFFIX.values():
         f = getattr(lib, f"subband_haar2_wavedec_{suffix}")
-        f.argtypes, f.restype = [p, p, n, n, n, i, p, i, p, i], None
+        f.argtypes, f.restype = [p, p, n, n, n, i, p, p, i, p, i], None
         f = getattr(lib, f"subband_haar2_waverec_{suffix}")
         f.argtypes, f.restype = [p, p, n, n, n, i, p, i, p, i, i], None
     return lib
@@ -205,20 +220,31 @@ def _streaming_threshold(threads: int) -> float:
     return 0.75 * size / max(threads, 1) if size else math.inf
 
 
-def wavedec(x: torch.Tensor, h: int, levels: int = 1) -> list[torch.Tensor]:
-    """``x (*lead, H, W)`` (:func:`usable`), H and W divisible by ``2**levels`` -> for each level
-    j = 1 .. levels, the bands LL, LH, HL, HH as one ``(*lead, 4, H >> j, W >> j)`` tensor (its LL
-    written only at the last level)."""
+def _analyse(x: torch.Tensor, h: int, levels: int, bands: Sequence[Sequence[torch.Tensor | None]]) -> None:
+    """Write the analysis of ``x (*lead, H, W)`` (:func:`usable`; H and W divisible by
+    ``2**levels``) into ``bands``: for each level j = 1 .. levels, LL, LH, HL, HH ``(*lead, H >> j,
+    W >> j)`` with contiguous rows and one batch stride per level (LL None but at the last)."""
     x, (B, *xs) = _flattened(x)
+    H, W = x.shape[-2:]
+    if not x.numel():
+        return
+    threads = _threads(x.numel())
+    scratch = x.new_empty(threads, 2 * W) if levels > 1 else x.new_empty(0)
+    pointers = (ctypes.c_void_p * (4 * levels))(*(0 if b is None else b.data_ptr() for level in bands for b in level))
+    steps = (ctypes.c_int64 * levels)(*(_flat(level[1])[1] for level in bands))
+    f = getattr(library(), f"subband_haar2_wavedec_{_SUFFIX[x.dtype]}")
+    f(x.data_ptr(), (ctypes.c_int64 * 3)(*xs), B, H, W, levels, pointers, steps, h, scratch.data_ptr(), threads)
+
+
+def wavedec(x: torch.Tensor, h: int, levels: int = 1) -> list[torch.Tensor]:
+    """``x (*lead, H, W)`` (:func:`usable`), H and W divisible by ``2**levels`` -> the bands ``[LH_1,
+    HL_1, HH_1, .., LH_J, HL_J, HH_J, LL_J]``, level j's ``(*lead, H >> j, W >> j)``, each in its own
+    contiguous tensor."""
     *lead, H, W = x.shape
-    ys = [x.new_empty(*lead, 4, H >> j, W >> j) for j in range(1, levels + 1)]
-    if x.numel():
-        threads = _threads(x.numel())
-        scratch = x.new_empty(threads, 2 * W) if levels > 1 else x.new_empty(0)
-        f = getattr(library(), f"subband_haar2_wavedec_{_SUFFIX[x.dtype]}")
-        pointers = (ctypes.c_void_p * levels)(*(y.data_ptr() for y in ys))
-        f(x.data_ptr(), (ctypes.c_int64 * 3)(*xs), B, H, W, levels, pointers, h, scratch.data_ptr(), threads)
-    return ys
+    out = [x.new_empty(*lead, H >> j, W >> j) for j in range(1, levels + 1) for _ in range(3)]
+    out.append(x.new_empty(*lead, H >> levels, W >> levels))
+    _analyse(x, h, levels, [[out[-1] if j == levels - 1 else None, *out[3 * j : 3 * j + 3]] for j in range(levels)])
+    return out
 
 
 def waverec(levels: Sequence[Sequence[torch.Tensor | None]], h: int) -> torch.Tensor:
@@ -242,7 +268,10 @@ def waverec(levels: Sequence[Sequence[torch.Tensor | None]], h: int) -> torch.Te
 
 def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
     """``x (B, 2 n1, 2 n2)`` -> the bands LL, LH, HL, HH as one ``(B, 4, n1, n2)`` tensor."""
-    return wavedec(x, h)[0]
+    B, H, W = x.shape
+    y = x.new_empty(B, 4, H // 2, W // 2)
+    _analyse(x, h, 1, [y.unbind(1)])
+    return y
 
 
 def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
