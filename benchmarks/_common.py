@@ -43,7 +43,7 @@ def environment() -> dict:
 
     return {
         "torch": torch.__version__,
-        "haar_c_library": _native.status(),  # 2-D Haar on CPU: the C library, or the PyTorch passes
+        "c_library": _native.status(),  # 2-D transforms on CPU: the C library, or the PyTorch passes
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -162,7 +162,7 @@ def run(shape, threads, min_run_time, out, wavelets, levels, modes, rounds, keep
     ]
     print(
         f"input {tuple(shape)} float32, {threads} threads, {env['malloc']} malloc; two plain copies: {floor_ms:.2f} ms; "
-        f"last-level cache {env['last_level_cache_bytes'] / 2**20:.0f} MiB; Haar's C library: {env['haar_c_library']}"
+        f"last-level cache {env['last_level_cache_bytes'] / 2**20:.0f} MiB; C library: {env['c_library']}"
     )
     results = {}
     for wavelet in wavelets:

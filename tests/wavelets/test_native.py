@@ -173,7 +173,7 @@ def test_without_the_library_the_pytorch_passes_run(tmp_path):
 def test_the_library_is_built_once_into_the_cache(tmp_path):
     env = {"SUBBAND_CACHE_DIR": str(tmp_path)}
     first = _run(env, CHECK)
-    assert first.startswith("loaded haar2d-")
+    assert first.startswith("loaded dwt2d-")
     built = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
     assert len(built) == 1 and first.endswith(built[0].name)
     mtime = built[0].stat().st_mtime_ns
@@ -184,12 +184,12 @@ def test_the_library_is_built_once_into_the_cache(tmp_path):
 def test_a_new_build_removes_builds_older_than_30_days(tmp_path):
     """Builds of earlier versions do not pile up in the cache: a new build removes those (and the
     failure records) made more than 30 days before; younger ones stay."""
-    old, young, failed = (tmp_path / f"haar2d-{n}" for n in ("0old.so", "1young.so", "2old.failed"))
+    old, young, failed = (tmp_path / n for n in ("dwt2d-0old.so", "dwt2d-1young.so", "haar2d-2old.failed"))
     for p, days in ((old, 31), (young, 29), (failed, 40)):
         p.write_bytes(b"")
         os.utime(p, (time.time() - days * 86400,) * 2)
     status = _run({"SUBBAND_CACHE_DIR": str(tmp_path)}, CHECK)
-    assert status.startswith("loaded haar2d-")
+    assert status.startswith("loaded dwt2d-")
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted([young.name, status.split()[-1]])
 
@@ -238,3 +238,41 @@ def test_streaming_stores_write_the_same_output(dtype, monkeypatch):
         monkeypatch.setattr(_native, "_streaming_threshold", lambda threads: 0)
         assert torch.equal(_haar.waverec2(bands, 1), want)
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("flen", [4, 8, 14])
+def test_any_filter_bank_against_the_convolutions(flen, dtype):
+    """The library's one-level analysis and synthesis for any pair of filters (arbitrary ones, no
+    symmetry) against the stride-2 convolution and its transpose: odd and even sizes, vector
+    tails, batch axes, strided inputs, strided and broadcast bands, one and two threads."""
+    from subband.wavelets import _core
+
+    g = torch.Generator().manual_seed(flen)
+    f = torch.randn(2, flen, generator=g, dtype=dtype) / flen**0.5
+    L = flen // 2
+    threads = torch.get_num_threads()
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            for shape in ((2, flen, flen + 1), (3, 40, 61), (2, 2, 33, 20)):
+                x = torch.randn(*shape, generator=g, dtype=dtype)
+                want = _core._down_raw(x.reshape(-1, *shape[-2:]), _core.down_kernel(f, 2))
+                for v in (x, x.transpose(-1, -2).contiguous().transpose(-1, -2)):
+                    got = _native.bank_analysis(v, f)
+                    for b in range(4):
+                        assert_close(got[b].reshape(want[:, b].shape), want[:, b])
+                c = torch.randn(4, *shape[:-2], shape[-2] // 2 + L, shape[-1] // 2 + L, generator=g, dtype=dtype)
+                bands = [
+                    c[0],
+                    c[1].transpose(-1, -2).contiguous().transpose(-1, -2),
+                    torch.ones_like(c[2][..., :1]).expand(c[2].shape),
+                    c[3],
+                ]
+                stacked = torch.stack(bands, -3).reshape(-1, 4, *c.shape[-2:])
+                want = _core._up_raw(stacked, _core.up_kernel(f, 2))
+                got = _native.bank_synthesis(bands, _core.synthesis_taps(f))
+                assert got.is_contiguous()
+                assert_close(got.reshape(want.shape), want)
+    finally:
+        torch.set_num_threads(threads)

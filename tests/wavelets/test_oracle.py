@@ -79,7 +79,7 @@ def test_1d_along_any_axis(axis):
 @pytest.mark.parametrize("wavelet", FAMILY_REPS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(2, 3, 16, 16), (1, 17, 24), (40, 33)])
-def test_wavedec2_waverec2(wavelet, mode, shape):
+def test_wavedec2_waverec2(wavelet, mode, shape, backend):
     x = rand(shape)
     t = torch.from_numpy(x)
     flen = pywt.Wavelet(wavelet).dec_len
@@ -103,7 +103,7 @@ def test_wavedec2_waverec2(wavelet, mode, shape):
 
 @pytest.mark.parametrize("wavelet", ["db4", "sym5", "coif2", "bior3.5"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_large_batch_1d_2d_and_3d(wavelet, dtype):
+def test_large_batch_1d_2d_and_3d(wavelet, dtype, backend):
     """A batch large enough for the flat passes on the CPU (the lattice for orthogonal banks, the
     filter taps for biorthogonal ones; the lattice or conv3d in 3-D), chosen by the dispatcher
     itself, in three modes."""
@@ -130,7 +130,7 @@ def test_large_batch_1d_2d_and_3d(wavelet, dtype):
 
 
 @pytest.mark.parametrize("wavelet", ["haar", "db2", "bior3.5"])
-def test_strided_inputs_and_coefficients(wavelet):
+def test_strided_inputs_and_coefficients(wavelet, backend):
     """Transposed and permuted views in, and coefficients handed back as strided views: the values of
     contiguous data (the batch is large enough for the flat passes in float32)."""
     x = rand((4, 3, 96, 128), np.float32)

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import _haar, _lattice
+from . import _haar, _lattice, _native
 from ._filters import Wavelet
 from ._pad import band_border, fold_axes, interleave, pad_axes, phase_split
 
@@ -394,6 +394,8 @@ def _down_any(
     if haar and even and p == 0 and x.ndim <= 4 and not torch.jit.is_tracing():  # writes into views: no tracing
         return _haar.down(x, haar)
     q = _width(p, filters, mode)
+    if x.ndim == 3 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(x, filters):
+        return _native.bank_analysis(_extend_by(x, q, mode), filters)  # on CPU, one pass in C
     if x.ndim == 3 and even and filters.shape[1] > 2 and (q % 2 == 0 or q < min(x.shape[1:])):
         # the 2-D flat passes lay down the extension as a border
         lat = _lattice_of(x, x.numel(), filters, up=False)
@@ -435,6 +437,9 @@ def _up_any(
 ) -> torch.Tensor:
     if haar and p == 0 and len(bands) <= 8 and not torch.jit.is_tracing():
         return _haar.up(bands, haar)
+    if len(bands) == 4 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(*bands, filters):
+        bands = [_extend_by(b, p, mode) for b in bands] if p else bands
+        return _native.bank_synthesis(bands, synthesis_taps(filters))  # on CPU, one pass in C
     if len(bands) == 4 and filters.shape[1] > 2 and (mode == "zero" or p <= min(bands[0].shape[-2:])):
         numel = 4 * bands[0].numel()  # the 2-D flat passes lay down the border as they copy the bands in
         lat = _lattice_of(bands[0], numel, filters, up=True)

@@ -1,11 +1,15 @@
-"""The 2-D Haar transform on CPU as a small C library (``_haar2d.c``), built on first use with the
-system's C compiler and cached; without one, the PyTorch passes of :mod:`._haar` do the same work.
+"""The 2-D transform on CPU as a small C library (``_dwt2d.c``), built on first use with the
+system's C compiler and cached; without one, the PyTorch passes of :mod:`._haar` and :mod:`._core`
+do the same work.
 
-One pass over the data each way where the PyTorch passes take two, and several levels in that one
-pass (each level's approximation is consumed while in cache): the analysis writes each band into a
-tensor of its own (for :mod:`._haar`'s one-level passes, one band-major ``(B, 4, n1, n2)`` tensor),
-the synthesis reads bands of any strides. Built with OpenMP, linked against the runtime already
-loaded with PyTorch, so both share one pool of threads (as many as ``torch.get_num_threads()``).
+Haar: one pass over the data each way where the PyTorch passes take two, and several levels in that
+one pass (each level's approximation is consumed while in cache): the analysis writes each band
+into a tensor of its own (for :mod:`._haar`'s one-level passes, one band-major ``(B, 4, n1, n2)``
+tensor), the synthesis reads bands of any strides. Any other pair of filters: one level in one pass
+each way (``bank_analysis``, ``bank_synthesis``) over an input that holds its boundary extension,
+where the PyTorch passes take one per filter tap and axis. Built with OpenMP, linked against the
+runtime already loaded with PyTorch, so both share one pool of threads (as many as
+``torch.get_num_threads()``).
 
 - ``SUBBAND_NATIVE=0`` turns it off; ``CC`` picks the compiler (else ``cc``, ``gcc``, ``clang``).
 - The library is cached in ``$SUBBAND_CACHE_DIR``, else ``$XDG_CACHE_HOME/subband``, else
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-_SOURCE = Path(__file__).with_name("_haar2d.c")
+_SOURCE = Path(__file__).with_name("_dwt2d.c")
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off"]  # no fused multiply-add: one rounding on every CPU
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _lib: ctypes.CDLL | None = None
@@ -84,13 +88,13 @@ def _build() -> ctypes.CDLL:
     cache.mkdir(parents=True, exist_ok=True)
     for steps in _commands(cc, "{obj}", "{out}"):
         key = hashlib.sha256(repr((source, steps, platform.machine(), sys.platform)).encode()).hexdigest()[:16]
-        path, failed = cache / f"haar2d-{key}.so", cache / f"haar2d-{key}.failed"
+        path, failed = cache / f"dwt2d-{key}.so", cache / f"dwt2d-{key}.failed"
         if path.exists():
             return _load(path)
         if failed.exists():  # this build failed before: do not retry it in every process
             continue
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            obj, out = str(Path(tmp) / "haar2d.o"), str(Path(tmp) / "haar2d.so")
+            obj, out = str(Path(tmp) / "dwt2d.o"), str(Path(tmp) / "dwt2d.so")
             runs = (
                 subprocess.run([c.format(obj=obj, out=out) for c in cmd], capture_output=True, timeout=300)
                 for cmd in steps
@@ -107,7 +111,7 @@ def _prune(cache: Path, days: float = 30) -> None:
     """Remove the builds (and failure records) made more than ``days`` ago, of earlier sources or
     build commands: a process that still wants one builds it again."""
     cutoff = time.time() - days * 86400
-    for p in cache.glob("haar2d-*"):
+    for p in [*cache.glob("dwt2d-*"), *cache.glob("haar2d-*")]:  # haar2d-: its name before 0.2
         try:
             if p.stat().st_mtime < cutoff:
                 p.unlink()
@@ -123,6 +127,10 @@ def _load(path: Path) -> ctypes.CDLL:
         f.argtypes, f.restype = [p, p, n, n, n, i, p, p, i, p, i], None
         f = getattr(lib, f"subband_haar2_waverec_{suffix}")
         f.argtypes, f.restype = [p, p, n, n, n, i, p, i, p, i, i], None
+        f = getattr(lib, f"subband_bank2_down_{suffix}")
+        f.argtypes, f.restype = [p, p, n, n, n, p, i, p, n, p, i], None
+        f = getattr(lib, f"subband_bank2_up_{suffix}")
+        f.argtypes, f.restype = [p, p, n, n, n, p, i, p, p, i], None
     return lib
 
 
@@ -143,7 +151,7 @@ def library() -> ctypes.CDLL | None:
 
 
 def status() -> str:
-    """Which library the 2-D Haar transform uses on CPU, or why it uses PyTorch's passes."""
+    """Which library the 2-D transforms use on CPU, or why they use PyTorch's passes."""
     library()
     return _status
 
@@ -277,3 +285,47 @@ def analysis(x: torch.Tensor, h: int) -> torch.Tensor:
 def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
     """The four bands ``(B, n1, n2)`` (any strides) -> ``(B, 2 n1, 2 n2)``, contiguous."""
     return waverec([bands], h)
+
+
+# Any pair of filters, one level (``_dwt2d.c``'s bank2 kernels), on inputs that hold their boundary
+# extension already.
+
+
+def bank_analysis(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``x (*lead, Hp, Wp)``, extended, and ``filters (2, F)`` (:func:`usable`; Hp, Wp >= F) -> the
+    four bands ``(*lead, m, n)``, m = (Hp - F) // 2 + 1: the stride-2 correlation with the outer
+    products of the filters, band ``2 bh + bw`` taking filter ``bh`` along the rows' axis."""
+    x, (B, *xs) = _flattened(x)
+    *lead, Hp, Wp = x.shape
+    L = filters.shape[1] // 2
+    m, n = (Hp - 2 * L) // 2 + 1, (Wp - 2 * L) // 2 + 1
+    y = x.new_empty(4, *lead, m, n)
+    if y.numel():
+        threads = _threads(x.numel())
+        f = filters.contiguous()
+        scratch = x.new_empty(threads, 4 * (Wp // 2))
+        pointers = (ctypes.c_void_p * 4)(*(band.data_ptr() for band in y))
+        lib = getattr(library(), f"subband_bank2_down_{_SUFFIX[x.dtype]}")
+        xs_ = (ctypes.c_int64 * 3)(*xs)
+        lib(x.data_ptr(), xs_, B, Hp, Wp, f.data_ptr(), L, pointers, m * n, scratch.data_ptr(), threads)
+    return tuple(y.unbind(0))
+
+
+def bank_synthesis(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.Tensor:
+    """The four bands ``(*lead, M, N)``, extended, any strides, and the polyphase synthesis taps
+    ``(2 phases, 2 bands, L)`` (:func:`usable`; M, N >= L) -> ``(*lead, 2m, 2n)``, m = M - L + 1,
+    contiguous: ``x[2i + p][2j + q] = sum taps[p, bh, k] taps[q, bw, l] c[2 bh + bw][i + k][j + l]``."""
+    *lead, M, N = bands[0].shape
+    L = taps.shape[2]
+    m, n = M - L + 1, N - L + 1
+    x = bands[0].new_empty(*lead, 2 * m, 2 * n)
+    if x.numel():
+        threads = _threads(x.numel())
+        flat = [_flattened(b) for b in bands]
+        h = taps.contiguous()
+        scratch = x.new_empty(threads, 4 * N)
+        pointers = (ctypes.c_void_p * 4)(*(b.data_ptr() for b, _ in flat))
+        strides = (ctypes.c_int64 * 12)(*(s for _, f in flat for s in f[1:]))
+        lib = getattr(library(), f"subband_bank2_up_{_SUFFIX[x.dtype]}")
+        lib(pointers, strides, math.prod(lead), M, N, h.data_ptr(), L, x.data_ptr(), scratch.data_ptr(), threads)
+    return x

@@ -251,3 +251,166 @@ INLINE void stream_f64(double *p, const void *v) { __builtin_memcpy(p, v, 32); }
 
 DEFINE(float, f32, 8, EVEN8, ODD8, LOW8, HIGH8)
 DEFINE(double, f64, 4, EVEN4, ODD4, LOW4, HIGH4)
+
+/* One level of the 2-D transform with any pair of filters of F = 2L taps, on an input that already
+   holds its boundary extension (subband.wavelets._core extends it first).
+
+   analysis:  x (B, Hp, Wp), any strides  ->  the bands (B, m, n), m = (Hp - F) / 2 + 1 and
+              n = (Wp - F) / 2 + 1 (rounded down), band 2 bh + bw correlated with filter bh along
+              the rows' axis and bw along the columns': y[i][j] = sum_k,l f[bh][k] f[bw][l]
+              x[2i + k][2j + l]. Per output row, the F input rows are first filtered down the
+              columns into two rows, each split into its even and odd columns (the one shuffle);
+              the taps along the row then read those at shifted offsets.
+   synthesis: the four bands (B, M, N), any strides, extended  ->  x (B, 2m, 2n), contiguous,
+              m = M - L + 1, n = N - L + 1: x[2i + p][2j + q] = sum h[p][bh][k] h[q][bw][l]
+              c[2 bh + bw][i + k][j + l] with the polyphase taps h (2 phases, 2 bands, L). Per pair
+              of output rows, the bands' L rows are combined down the columns into four rows
+              (column band x row phase), then along the rows, whose two phases are interleaved as
+              they are stored. */
+
+#define DEFINE_BANK(T, S, N, EVEN, ODD, LOW, HIGH)                                                  \
+  /* ya, yb = rows e (even) and o (odd) correlated with the taps f0, f1 (2L each), n outputs */     \
+  INLINE void S##_bank_row(const T *e, const T *o, const T *f0, const T *f1, int L, int64_t n,      \
+                           T *ya, T *yb) {                                                          \
+    int64_t j = 0;                                                                                  \
+    for (; j + N <= n; j += N) {                                                                    \
+      S##_v a = {0}, b = {0};                                                                       \
+      for (int t = 0; t < L; t++) {                                                                 \
+        const S##_v u = S##_ld(e + j + t), v = S##_ld(o + j + t);                                   \
+        a += f0[2 * t] * u + f0[2 * t + 1] * v, b += f1[2 * t] * u + f1[2 * t + 1] * v;             \
+      }                                                                                             \
+      ST(ya + j, a), ST(yb + j, b);                                                                 \
+    }                                                                                               \
+    for (; j < n; j++) {                                                                            \
+      T a = 0, b = 0;                                                                               \
+      for (int t = 0; t < L; t++) {                                                                 \
+        const T u = e[j + t], v = o[j + t];                                                         \
+        a += f0[2 * t] * u + f0[2 * t + 1] * v, b += f1[2 * t] * u + f1[2 * t + 1] * v;             \
+      }                                                                                             \
+      ya[j] = a, yb[j] = b;                                                                         \
+    }                                                                                               \
+  }                                                                                                 \
+                                                                                                    \
+  /* one output row of the four bands from the F input rows at x (row stride rs, column stride     \
+     sw); tmp: 4 (Wp / 2) elements */                                                              \
+  CLONES static void S##_bank_down_row(const T *x, int64_t rs, int64_t sw, int64_t Wp, const T *f,  \
+                                       int L, T *tmp, int64_t n, T *const *y) {                     \
+    const int64_t half = Wp / 2;                                                                    \
+    const T *f0 = f, *f1 = f + 2 * L;                                                               \
+    T *le = tmp, *lo = tmp + half, *he = tmp + 2 * half, *ho = tmp + 3 * half;                      \
+    int64_t w = 0;                                                                                  \
+    if (sw == 1)                                                                                    \
+      for (; w + 2 * N <= 2 * half; w += 2 * N) {                                                   \
+        S##_v a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};                                               \
+        for (int k = 0; k < 2 * L; k++) {                                                           \
+          const S##_v u0 = S##_ld(x + k * rs + w), u1 = S##_ld(x + k * rs + w + N);                 \
+          a0 += f0[k] * u0, a1 += f0[k] * u1, b0 += f1[k] * u0, b1 += f1[k] * u1;                   \
+        }                                                                                           \
+        const S##_v e0 = EVEN(a0, a1), o0 = ODD(a0, a1), e1 = EVEN(b0, b1), o1 = ODD(b0, b1);       \
+        ST(le + w / 2, e0), ST(lo + w / 2, o0), ST(he + w / 2, e1), ST(ho + w / 2, o1);             \
+      }                                                                                             \
+    for (; w < 2 * half; w++) {                                                                     \
+      T a = 0, b = 0;                                                                               \
+      for (int k = 0; k < 2 * L; k++) {                                                             \
+        const T v = x[k * rs + w * sw];                                                             \
+        a += f0[k] * v, b += f1[k] * v;                                                             \
+      }                                                                                             \
+      if (w & 1)                                                                                    \
+        lo[w / 2] = a, ho[w / 2] = b;                                                               \
+      else                                                                                          \
+        le[w / 2] = a, he[w / 2] = b;                                                               \
+    }                                                                                               \
+    S##_bank_row(le, lo, f0, f1, L, n, y[0], y[1]);                                                 \
+    S##_bank_row(he, ho, f0, f1, L, n, y[2], y[3]);                                                 \
+  }                                                                                                 \
+                                                                                                    \
+  /* f: the two filters (2, 2L); y: the four bands, contiguous rows, batch stride ys; scratch:      \
+     4 (Wp / 2) elements per thread */                                                              \
+  CLONES void subband_bank2_down_##S(const T *x, const int64_t *xs, int64_t B, int64_t Hp,          \
+                                     int64_t Wp, const T *f, int L, T *const *y, int64_t ys,        \
+                                     T *scratch, int threads) {                                     \
+    const int64_t m = (Hp - 2 * L) / 2 + 1, n = (Wp - 2 * L) / 2 + 1;                               \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)") for (int64_t r = 0;           \
+                                                                           r < B * m; r++) {        \
+      const int64_t b = r / m, i = r % m, o = b * ys + i * n;                                       \
+      T *const rows[4] = {y[0] + o, y[1] + o, y[2] + o, y[3] + o};                                  \
+      S##_bank_down_row(x + b * xs[0] + 2 * i * xs[1], xs[1], xs[2], Wp, f, L,                      \
+                        scratch + 4 * (Wp / 2) * THREAD, n, rows);                                  \
+    }                                                                                               \
+  }                                                                                                 \
+                                                                                                    \
+  /* two output rows (x0, x1) from rows i .. i + L - 1 of the bands at c[0..3] (row strides rs,     \
+     column strides cs: 0 or 1 take vectors); tmp: 4 N elements */                                  \
+  CLONES static void S##_bank_up_rows(const T *const *c, const int64_t *rs, const int64_t *cs,      \
+                                      int64_t N_, const T *h, int L, T *tmp, int64_t n, T *x0,      \
+                                      T *x1) {                                                      \
+    /* h[(p * 2 + b) * L + k]; v[(bw * 2 + p) * N_ + w] */                                          \
+    T *v = tmp;                                                                                     \
+    int64_t w = 0;                                                                                  \
+    if ((cs[0] | cs[1] | cs[2] | cs[3]) <= 1)                                                       \
+      for (; w + N <= N_; w += N) {                                                                 \
+        for (int bw = 0; bw < 2; bw++) {                                                            \
+          S##_v a = {0}, b = {0};                                                                   \
+          for (int bh = 0; bh < 2; bh++) {                                                          \
+            const T *p = c[2 * bh + bw];                                                            \
+            const int64_t s = rs[2 * bh + bw], t = cs[2 * bh + bw];                                 \
+            for (int k = 0; k < L; k++) {                                                           \
+              const S##_v u = t ? S##_ld(p + k * s + w) : p[k * s] + (S##_v){0};                    \
+              a += h[bh * L + k] * u, b += h[(2 + bh) * L + k] * u;                                 \
+            }                                                                                       \
+          }                                                                                         \
+          ST(v + (2 * bw) * N_ + w, a), ST(v + (2 * bw + 1) * N_ + w, b);                           \
+        }                                                                                           \
+      }                                                                                             \
+    for (; w < N_; w++)                                                                             \
+      for (int bw = 0; bw < 2; bw++) {                                                              \
+        T a = 0, b = 0;                                                                             \
+        for (int bh = 0; bh < 2; bh++)                                                              \
+          for (int k = 0; k < L; k++) {                                                             \
+            const T u = c[2 * bh + bw][k * rs[2 * bh + bw] + w * cs[2 * bh + bw]];                  \
+            a += h[bh * L + k] * u, b += h[(2 + bh) * L + k] * u;                                   \
+          }                                                                                         \
+        v[(2 * bw) * N_ + w] = a, v[(2 * bw + 1) * N_ + w] = b;                                     \
+      }                                                                                             \
+    for (int p = 0; p < 2; p++) {                                                                   \
+      const T *v0 = v + p * N_, *v1 = v + (2 + p) * N_; /* column bands 0, 1 in row phase p */      \
+      T *out = p ? x1 : x0;                                                                         \
+      int64_t j = 0;                                                                                \
+      for (; j + N <= n; j += N) {                                                                  \
+        S##_v a = {0}, b = {0};                                                                     \
+        for (int k = 0; k < L; k++) {                                                               \
+          const S##_v u = S##_ld(v0 + j + k), z = S##_ld(v1 + j + k);                               \
+          a += h[k] * u + h[L + k] * z, b += h[2 * L + k] * u + h[3 * L + k] * z;                   \
+        }                                                                                           \
+        const S##_v lo = LOW(a, b), hi = HIGH(a, b);                                                \
+        ST(out + 2 * j, lo), ST(out + 2 * j + N, hi);                                               \
+      }                                                                                             \
+      for (; j < n; j++) {                                                                          \
+        T a = 0, b = 0;                                                                             \
+        for (int k = 0; k < L; k++) {                                                               \
+          const T u = v0[j + k], z = v1[j + k];                                                     \
+          a += h[k] * u + h[L + k] * z, b += h[2 * L + k] * u + h[3 * L + k] * z;                   \
+        }                                                                                           \
+        out[2 * j] = a, out[2 * j + 1] = b;                                                         \
+      }                                                                                             \
+    }                                                                                               \
+  }                                                                                                 \
+                                                                                                    \
+  /* c: the four bands, their strides s (batch, row, column each); h: the polyphase taps            \
+     (2, 2, L); x (B, 2m, 2n) contiguous; scratch: 4 N elements per thread */                       \
+  CLONES void subband_bank2_up_##S(const T *const *c, const int64_t *s, int64_t B, int64_t M,       \
+                                   int64_t N_, const T *h, int L, T *x, T *scratch, int threads) {  \
+    const int64_t m = M - L + 1, n = N_ - L + 1;                                                    \
+    const int64_t rs[4] = {s[1], s[4], s[7], s[10]}, cs[4] = {s[2], s[5], s[8], s[11]};            \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)") for (int64_t r = 0;           \
+                                                                           r < B * m; r++) {        \
+      const int64_t b = r / m, i = r % m;                                                           \
+      const T *rows[4];                                                                             \
+      for (int k = 0; k < 4; k++) rows[k] = c[k] + b * s[3 * k] + i * s[3 * k + 1];                 \
+      T *x0 = x + (b * 2 * m + 2 * i) * 2 * n;                                                      \
+      S##_bank_up_rows(rows, rs, cs, N_, h, L, scratch + 4 * N_ * THREAD, n, x0, x0 + 2 * n);       \
+    }                                                                                               \
+  }
+
+DEFINE_BANK(float, f32, 8, EVEN8, ODD8, LOW8, HIGH8)
+DEFINE_BANK(double, f64, 4, EVEN4, ODD4, LOW4, HIGH4)
