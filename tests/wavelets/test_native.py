@@ -244,8 +244,9 @@ def test_streaming_stores_write_the_same_output(dtype, monkeypatch):
 @pytest.mark.parametrize("flen", [4, 8, 14])
 def test_any_filter_bank_against_the_convolutions(flen, dtype):
     """The library's one-level analysis and synthesis for any pair of filters (arbitrary ones, no
-    symmetry) against the stride-2 convolution and its transpose: odd and even sizes, vector
-    tails, batch axes, strided inputs, strided and broadcast bands, one and two threads."""
+    symmetry) against the stride-2 convolution and its transpose, in 2-D and 1-D: odd and even
+    sizes, vector tails, batch axes, strided inputs, strided and broadcast bands, one and two
+    threads."""
     from subband.wavelets import _core
 
     g = torch.Generator().manual_seed(flen)
@@ -259,7 +260,7 @@ def test_any_filter_bank_against_the_convolutions(flen, dtype):
                 x = torch.randn(*shape, generator=g, dtype=dtype)
                 want = _core._down_raw(x.reshape(-1, *shape[-2:]), _core.down_kernel(f, 2))
                 for v in (x, x.transpose(-1, -2).contiguous().transpose(-1, -2)):
-                    got = _native.bank_analysis(v, f)
+                    got = _native.bank_analysis2(v, f)
                     for b in range(4):
                         assert_close(got[b].reshape(want[:, b].shape), want[:, b])
                 c = torch.randn(4, *shape[:-2], shape[-2] // 2 + L, shape[-1] // 2 + L, generator=g, dtype=dtype)
@@ -271,8 +272,23 @@ def test_any_filter_bank_against_the_convolutions(flen, dtype):
                 ]
                 stacked = torch.stack(bands, -3).reshape(-1, 4, *c.shape[-2:])
                 want = _core._up_raw(stacked, _core.up_kernel(f, 2))
-                got = _native.bank_synthesis(bands, _core.synthesis_taps(f))
+                got = _native.bank_synthesis2(bands, _core.synthesis_taps(f))
                 assert got.is_contiguous()
                 assert_close(got.reshape(want.shape), want)
+            for length in (flen, flen + 1, 61):  # 1-D
+                x = torch.randn(3, length, generator=g, dtype=dtype)
+                want = _core._down_raw(x, _core.down_kernel(f, 1))
+                for v in (x, x.t().contiguous().t()):
+                    assert_close(torch.stack(_native.bank_analysis1(v, f), 1), want)
+                c = torch.randn(2, 3, length // 2 + L, generator=g, dtype=dtype)
+                want = _core._up_raw(c.transpose(0, 1), _core.up_kernel(f, 1))
+                for bands in (
+                    [c[0], c[1]],
+                    [c[0].t().contiguous().t(), torch.ones_like(c[1][:, :1]).expand(c[1].shape)],
+                ):
+                    got = _native.bank_synthesis1(bands, _core.synthesis_taps(f))
+                    want = _core._up_raw(torch.stack(bands, 1), _core.up_kernel(f, 1))
+                    assert got.is_contiguous()
+                    assert_close(got, want)
     finally:
         torch.set_num_threads(threads)

@@ -27,7 +27,7 @@ def test_every_name_and_mode_is_offered():
 
 
 @pytest.mark.parametrize("wavelet", ALL_WAVELETS)
-def test_dwt_idwt_1d_every_wavelet_and_mode(wavelet):
+def test_dwt_idwt_1d_every_wavelet_and_mode(wavelet, backend):
     for mode in MODES:
         for n in (2, 3, 5, 8, 13, 16, 31):
             x = rand((2, n), seed=n)
@@ -53,7 +53,7 @@ def test_length_one_signal(mode):
 
 @pytest.mark.parametrize("wavelet", FAMILY_REPS)
 @pytest.mark.parametrize("mode", MODES)
-def test_wavedec_waverec_1d_every_level(wavelet, mode):
+def test_wavedec_waverec_1d_every_level(wavelet, mode, backend):
     x = rand((3, 1, 67))
     top = pywt.dwt_max_level(67, pywt.Wavelet(wavelet).dec_len)
     assert sw.dwt_max_level(67, wavelet) == top
@@ -67,7 +67,7 @@ def test_wavedec_waverec_1d_every_level(wavelet, mode):
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
-def test_1d_along_any_axis(axis):
+def test_1d_along_any_axis(axis, backend):
     x = rand((19, 20, 21))
     for r, g in zip(
         pywt.wavedec(x, "db3", "smooth", level=1, axis=axis),

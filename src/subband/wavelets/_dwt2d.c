@@ -252,8 +252,9 @@ INLINE void stream_f64(double *p, const void *v) { __builtin_memcpy(p, v, 32); }
 DEFINE(float, f32, 8, EVEN8, ODD8, LOW8, HIGH8)
 DEFINE(double, f64, 4, EVEN4, ODD4, LOW4, HIGH4)
 
-/* One level of the 2-D transform with any pair of filters of F = 2L taps, on an input that already
-   holds its boundary extension (subband.wavelets._core extends it first).
+/* One level of the 2-D (and 1-D) transform with any pair of filters of F = 2L taps, on an input
+   that already holds its boundary extension (subband.wavelets._core extends it first). In 1-D
+   each row is split into its even and odd samples, then takes the row taps below.
 
    analysis:  x (B, Hp, Wp), any strides  ->  the bands (B, m, n), m = (Hp - F) / 2 + 1 and
               n = (Wp - F) / 2 + 1 (rounded down), band 2 bh + bw correlated with filter bh along
@@ -339,6 +340,28 @@ DEFINE(double, f64, 4, EVEN4, ODD4, LOW4, HIGH4)
     }                                                                                               \
   }                                                                                                 \
                                                                                                     \
+  /* the synthesis along a row from its two bands v0, v1 (contiguous): 2n outputs, interleaved */  \
+  INLINE void S##_bank_up_row(const T *v0, const T *v1, const T *h, int L, int64_t n, T *out) {    \
+    int64_t j = 0;                                                                                  \
+    for (; j + N <= n; j += N) {                                                                    \
+      S##_v a = {0}, b = {0};                                                                       \
+      for (int k = 0; k < L; k++) {                                                                 \
+        const S##_v u = S##_ld(v0 + j + k), z = S##_ld(v1 + j + k);                                 \
+        a += h[k] * u + h[L + k] * z, b += h[2 * L + k] * u + h[3 * L + k] * z;                     \
+      }                                                                                             \
+      const S##_v lo = LOW(a, b), hi = HIGH(a, b);                                                  \
+      ST(out + 2 * j, lo), ST(out + 2 * j + N, hi);                                                 \
+    }                                                                                               \
+    for (; j < n; j++) {                                                                            \
+      T a = 0, b = 0;                                                                               \
+      for (int k = 0; k < L; k++) {                                                                 \
+        const T u = v0[j + k], z = v1[j + k];                                                       \
+        a += h[k] * u + h[L + k] * z, b += h[2 * L + k] * u + h[3 * L + k] * z;                     \
+      }                                                                                             \
+      out[2 * j] = a, out[2 * j + 1] = b;                                                           \
+    }                                                                                               \
+  }                                                                                                 \
+                                                                                                    \
   /* two output rows (x0, x1) from rows i .. i + L - 1 of the bands at c[0..3] (row strides rs,     \
      column strides cs: 0 or 1 take vectors); tmp: 4 N elements */                                  \
   CLONES static void S##_bank_up_rows(const T *const *c, const int64_t *rs, const int64_t *cs,      \
@@ -372,28 +395,9 @@ DEFINE(double, f64, 4, EVEN4, ODD4, LOW4, HIGH4)
           }                                                                                         \
         v[(2 * bw) * N_ + w] = a, v[(2 * bw + 1) * N_ + w] = b;                                     \
       }                                                                                             \
-    for (int p = 0; p < 2; p++) {                                                                   \
-      const T *v0 = v + p * N_, *v1 = v + (2 + p) * N_; /* column bands 0, 1 in row phase p */      \
-      T *out = p ? x1 : x0;                                                                         \
-      int64_t j = 0;                                                                                \
-      for (; j + N <= n; j += N) {                                                                  \
-        S##_v a = {0}, b = {0};                                                                     \
-        for (int k = 0; k < L; k++) {                                                               \
-          const S##_v u = S##_ld(v0 + j + k), z = S##_ld(v1 + j + k);                               \
-          a += h[k] * u + h[L + k] * z, b += h[2 * L + k] * u + h[3 * L + k] * z;                   \
-        }                                                                                           \
-        const S##_v lo = LOW(a, b), hi = HIGH(a, b);                                                \
-        ST(out + 2 * j, lo), ST(out + 2 * j + N, hi);                                               \
-      }                                                                                             \
-      for (; j < n; j++) {                                                                          \
-        T a = 0, b = 0;                                                                             \
-        for (int k = 0; k < L; k++) {                                                               \
-          const T u = v0[j + k], z = v1[j + k];                                                     \
-          a += h[k] * u + h[L + k] * z, b += h[2 * L + k] * u + h[3 * L + k] * z;                   \
-        }                                                                                           \
-        out[2 * j] = a, out[2 * j + 1] = b;                                                         \
-      }                                                                                             \
-    }                                                                                               \
+    /* column bands 0, 1 in row phase p */                                                         \
+    S##_bank_up_row(v, v + 2 * N_, h, L, n, x0);                                                    \
+    S##_bank_up_row(v + N_, v + 3 * N_, h, L, n, x1);                                               \
   }                                                                                                 \
                                                                                                     \
   /* c: the four bands, their strides s (batch, row, column each); h: the polyphase taps            \
@@ -409,6 +413,50 @@ DEFINE(double, f64, 4, EVEN4, ODD4, LOW4, HIGH4)
       for (int k = 0; k < 4; k++) rows[k] = c[k] + b * s[3 * k] + i * s[3 * k + 1];                 \
       T *x0 = x + (b * 2 * m + 2 * i) * 2 * n;                                                      \
       S##_bank_up_rows(rows, rs, cs, N_, h, L, scratch + 4 * N_ * THREAD, n, x0, x0 + 2 * n);       \
+    }                                                                                               \
+  }                                                                                                 \
+                                                                                                    \
+  /* 1-D: x (B, Np), any strides, extended -> the two bands (B, n), n = (Np - F) / 2 + 1,          \
+     contiguous rows, batch stride ys; scratch: 2 (Np / 2) elements per thread */                   \
+  CLONES void subband_bank1_down_##S(const T *x, const int64_t *xs, int64_t B, int64_t Np,          \
+                                     const T *f, int L, T *const *y, int64_t ys, T *scratch,        \
+                                     int threads) {                                                 \
+    const int64_t half = Np / 2, n = (Np - 2 * L) / 2 + 1;                                          \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)") for (int64_t b = 0; b < B;    \
+                                                                           b++) {                   \
+      const T *r = x + b * xs[0];                                                                   \
+      T *e = scratch + 2 * half * THREAD, *o = e + half;                                            \
+      int64_t j = 0;                                                                                \
+      if (xs[1] == 1)                                                                               \
+        for (; j + N <= half; j += N) {                                                             \
+          const S##_v u0 = S##_ld(r + 2 * j), u1 = S##_ld(r + 2 * j + N);                           \
+          const S##_v ev = EVEN(u0, u1), od = ODD(u0, u1);                                          \
+          ST(e + j, ev), ST(o + j, od);                                                             \
+        }                                                                                           \
+      for (; j < half; j++) e[j] = r[2 * j * xs[1]], o[j] = r[(2 * j + 1) * xs[1]];                 \
+      S##_bank_row(e, o, f, f + 2 * L, L, n, y[0] + b * ys, y[1] + b * ys);                         \
+    }                                                                                               \
+  }                                                                                                 \
+                                                                                                    \
+  /* 1-D: the two bands (B, M), strides s (batch, column each) -> x (B, 2n), n = M - L + 1,        \
+     contiguous; scratch: 2 M elements per thread (for bands whose column stride is not 1) */       \
+  CLONES void subband_bank1_up_##S(const T *const *c, const int64_t *s, int64_t B, int64_t M,       \
+                                   const T *h, int L, T *x, T *scratch, int threads) {              \
+    const int64_t n = M - L + 1;                                                                    \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)") for (int64_t b = 0; b < B;    \
+                                                                           b++) {                   \
+      const T *v[2];                                                                                \
+      for (int k = 0; k < 2; k++) {                                                                 \
+        const T *r = c[k] + b * s[2 * k];                                                           \
+        if (s[2 * k + 1] == 1) {                                                                    \
+          v[k] = r;                                                                                 \
+        } else {                                                                                    \
+          T *t = scratch + (2 * THREAD + k) * M;                                                    \
+          for (int64_t j = 0; j < M; j++) t[j] = r[j * s[2 * k + 1]];                               \
+          v[k] = t;                                                                                 \
+        }                                                                                           \
+      }                                                                                             \
+      S##_bank_up_row(v[0], v[1], h, L, n, x + b * 2 * n);                                          \
     }                                                                                               \
   }
 

@@ -6,7 +6,7 @@ Haar: one pass over the data each way where the PyTorch passes take two, and sev
 one pass (each level's approximation is consumed while in cache): the analysis writes each band
 into a tensor of its own (for :mod:`._haar`'s one-level passes, one band-major ``(B, 4, n1, n2)``
 tensor), the synthesis reads bands of any strides. Any other pair of filters: one level in one pass
-each way (``bank_analysis``, ``bank_synthesis``) over an input that holds its boundary extension,
+each way (``bank_analysis2``, ``bank_synthesis2``; in 1-D ``bank_analysis1``, ``bank_synthesis1``) over an input that holds its boundary extension,
 where the PyTorch passes take one per filter tap and axis. Built with OpenMP, linked against the
 runtime already loaded with PyTorch, so both share one pool of threads (as many as
 ``torch.get_num_threads()``).
@@ -111,7 +111,7 @@ def _prune(cache: Path, days: float = 30) -> None:
     """Remove the builds (and failure records) made more than ``days`` ago, of earlier sources or
     build commands: a process that still wants one builds it again."""
     cutoff = time.time() - days * 86400
-    for p in [*cache.glob("dwt2d-*"), *cache.glob("haar2d-*")]:  # haar2d-: its name before 0.2
+    for p in [*cache.glob("dwt2d-*"), *cache.glob("haar2d-*")]:  # haar2d-: the library's earlier name
         try:
             if p.stat().st_mtime < cutoff:
                 p.unlink()
@@ -131,6 +131,10 @@ def _load(path: Path) -> ctypes.CDLL:
         f.argtypes, f.restype = [p, p, n, n, n, p, i, p, n, p, i], None
         f = getattr(lib, f"subband_bank2_up_{suffix}")
         f.argtypes, f.restype = [p, p, n, n, n, p, i, p, p, i], None
+        f = getattr(lib, f"subband_bank1_down_{suffix}")
+        f.argtypes, f.restype = [p, p, n, n, p, i, p, n, p, i], None
+        f = getattr(lib, f"subband_bank1_up_{suffix}")
+        f.argtypes, f.restype = [p, p, n, n, p, i, p, p, i], None
     return lib
 
 
@@ -291,7 +295,7 @@ def synthesis(bands: Sequence[torch.Tensor], h: int) -> torch.Tensor:
 # extension already.
 
 
-def bank_analysis(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def bank_analysis2(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``x (*lead, Hp, Wp)``, extended, and ``filters (2, F)`` (:func:`usable`; Hp, Wp >= F) -> the
     four bands ``(*lead, m, n)``, m = (Hp - F) // 2 + 1: the stride-2 correlation with the outer
     products of the filters, band ``2 bh + bw`` taking filter ``bh`` along the rows' axis."""
@@ -311,7 +315,7 @@ def bank_analysis(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor,
     return tuple(y.unbind(0))
 
 
-def bank_synthesis(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.Tensor:
+def bank_synthesis2(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.Tensor:
     """The four bands ``(*lead, M, N)``, extended, any strides, and the polyphase synthesis taps
     ``(2 phases, 2 bands, L)`` (:func:`usable`; M, N >= L) -> ``(*lead, 2m, 2n)``, m = M - L + 1,
     contiguous: ``x[2i + p][2j + q] = sum taps[p, bh, k] taps[q, bw, l] c[2 bh + bw][i + k][j + l]``."""
@@ -328,4 +332,39 @@ def bank_synthesis(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.T
         strides = (ctypes.c_int64 * 12)(*(s for _, f in flat for s in f[1:]))
         lib = getattr(library(), f"subband_bank2_up_{_SUFFIX[x.dtype]}")
         lib(pointers, strides, math.prod(lead), M, N, h.data_ptr(), L, x.data_ptr(), scratch.data_ptr(), threads)
+    return x
+
+
+def bank_analysis1(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x (B, Np)``, extended, and ``filters (2, F)`` (:func:`usable`; Np >= F) -> the two bands
+    ``(B, n)``, n = (Np - F) // 2 + 1: the stride-2 correlation with each filter."""
+    B, Np = x.shape
+    L = filters.shape[1] // 2
+    n = (Np - 2 * L) // 2 + 1
+    y = x.new_empty(2, B, n)
+    if y.numel():
+        threads = _threads(x.numel())
+        scratch = x.new_empty(threads, 2 * (Np // 2))
+        pointers = (ctypes.c_void_p * 2)(*(band.data_ptr() for band in y))
+        lib = getattr(library(), f"subband_bank1_down_{_SUFFIX[x.dtype]}")
+        xs, f = (ctypes.c_int64 * 2)(*x.stride()), filters.contiguous()  # f held until the call returns
+        lib(x.data_ptr(), xs, B, Np, f.data_ptr(), L, pointers, n, scratch.data_ptr(), threads)
+    return y[0], y[1]
+
+
+def bank_synthesis1(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.Tensor:
+    """The two bands ``(B, M)``, extended, any strides, and the polyphase synthesis taps ``(2
+    phases, 2 bands, L)`` (:func:`usable`; M >= L) -> ``(B, 2n)``, n = M - L + 1, contiguous:
+    ``x[2j + p] = sum taps[p, b, k] c[b][j + k]``."""
+    B, M = bands[0].shape
+    L = taps.shape[2]
+    x = bands[0].new_empty(B, 2 * (M - L + 1))
+    if x.numel():
+        threads = _threads(x.numel())
+        scratch = x.new_empty(threads, 2 * M)
+        pointers = (ctypes.c_void_p * 2)(*(b.data_ptr() for b in bands))
+        strides = (ctypes.c_int64 * 4)(*(s for b in bands for s in b.stride()))
+        lib = getattr(library(), f"subband_bank1_up_{_SUFFIX[x.dtype]}")
+        h = taps.contiguous()  # held until the call returns
+        lib(pointers, strides, B, M, h.data_ptr(), L, x.data_ptr(), scratch.data_ptr(), threads)
     return x
