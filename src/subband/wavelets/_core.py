@@ -394,15 +394,14 @@ def _down_any(
     if haar and even and p == 0 and x.ndim <= 4 and not torch.jit.is_tracing():  # writes into views: no tracing
         return _haar.down(x, haar)
     q = _width(p, filters, mode)
-    if x.ndim == 3 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(x, filters):
-        return _native.bank_analysis2(_extend_by(x, q, mode), filters)  # on CPU, one pass in C
+    if x.ndim <= 3 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(x, filters):
+        analyse = _native.bank_analysis1 if x.ndim == 2 else _native.bank_analysis2
+        return analyse(_extend_by(x, q, mode), filters)  # 1-D or 2-D on CPU, one pass in C
     if x.ndim == 3 and even and filters.shape[1] > 2 and (q % 2 == 0 or q < min(x.shape[1:])):
         # the 2-D flat passes lay down the extension as a border
         lat = _lattice_of(x, x.numel(), filters, up=False)
         if _flat_2d(x, x.numel(), filters.shape[1], lat is not None):
             return _lattice.down2(x, lat, q, mode=mode) if lat else _down2_flat(x, filters, q, mode).unbind(1)
-    if x.ndim == 2 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(x, filters):
-        return _native.bank_analysis1(_extend_by(x, q, mode), filters)  # on CPU, one pass in C
     if mode != "zero":  # the other paths pad zeros themselves, or read an extended copy
         x, p = _extend_by(x, q, mode), 0
     if x.ndim == 2 and x.shape[1] % 2 == 0 and filters.shape[1] > 2 and _flat_1d(x, x.numel(), filters.shape[1]):
@@ -439,9 +438,10 @@ def _up_any(
 ) -> torch.Tensor:
     if haar and p == 0 and len(bands) <= 8 and not torch.jit.is_tracing():
         return _haar.up(bands, haar)
-    if len(bands) == 4 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(*bands, filters):
+    if len(bands) <= 4 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(*bands, filters):
         bands = [_extend_by(b, p, mode) for b in bands] if p else bands
-        return _native.bank_synthesis2(bands, synthesis_taps(filters))  # on CPU, one pass in C
+        synthesise = _native.bank_synthesis1 if len(bands) == 2 else _native.bank_synthesis2
+        return synthesise(bands, synthesis_taps(filters))  # 1-D or 2-D on CPU, one pass in C
     if len(bands) == 4 and filters.shape[1] > 2 and (mode == "zero" or p <= min(bands[0].shape[-2:])):
         numel = 4 * bands[0].numel()  # the 2-D flat passes lay down the border as they copy the bands in
         lat = _lattice_of(bands[0], numel, filters, up=True)
@@ -449,9 +449,6 @@ def _up_any(
             return _lattice.up2(bands, lat, p, mode) if lat else _up2_flat(bands, filters, p, mode)
     if mode != "zero":  # the other paths pad zeros themselves, or read extended copies
         bands, p = [_extend_by(b, p, mode) for b in bands], 0
-    if len(bands) == 2 and filters.shape[1] > 2 and not torch.jit.is_tracing() and _native.usable(*bands, filters):
-        bands = [_extend_by(b, p, "zero") for b in bands] if p else bands
-        return _native.bank_synthesis1(bands, synthesis_taps(filters))  # on CPU, one pass in C
     if len(bands) == 2 and filters.shape[1] > 2 and _flat_1d(bands[0], 2 * bands[0].numel(), filters.shape[1]):
         lat = _lattice_of(bands[0], 2 * bands[0].numel(), filters, up=True)
         return _lattice.up1(bands, lat, p) if lat else _up1_flat(bands, filters, p)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -232,6 +232,11 @@ def _streaming_threshold(threads: int) -> float:
     return 0.75 * size / max(threads, 1) if size else math.inf
 
 
+def _kernel(name: str, dtype: torch.dtype) -> Callable[..., None]:
+    """The library's function ``name`` for elements of ``dtype``."""
+    return getattr(library(), f"{name}_{_SUFFIX[dtype]}")
+
+
 def _analyse(x: torch.Tensor, h: int, levels: int, bands: Sequence[Sequence[torch.Tensor | None]]) -> None:
     """Write the analysis of ``x (*lead, H, W)`` (:func:`usable`; H and W divisible by
     ``2**levels``) into ``bands``: for each level j = 1 .. levels, LL, LH, HL, HH ``(*lead, H >> j,
@@ -244,7 +249,7 @@ def _analyse(x: torch.Tensor, h: int, levels: int, bands: Sequence[Sequence[torc
     scratch = x.new_empty(threads, 2 * W) if levels > 1 else x.new_empty(0)
     pointers = (ctypes.c_void_p * (4 * levels))(*(0 if b is None else b.data_ptr() for level in bands for b in level))
     steps = (ctypes.c_int64 * levels)(*(_flat(level[1])[1] for level in bands))
-    f = getattr(library(), f"subband_haar2_wavedec_{_SUFFIX[x.dtype]}")
+    f = _kernel("subband_haar2_wavedec", x.dtype)
     f(x.data_ptr(), (ctypes.c_int64 * 3)(*xs), B, H, W, levels, pointers, steps, h, scratch.data_ptr(), threads)
 
 
@@ -272,7 +277,7 @@ def waverec(levels: Sequence[Sequence[torch.Tensor | None]], h: int) -> torch.Te
         bands = [None if b is None else _flattened(b) for level in levels for b in level]
         pointers = (ctypes.c_void_p * len(bands))(*(0 if b is None else b[0].data_ptr() for b in bands))
         strides = (ctypes.c_int64 * (3 * len(bands)))(*(s for b in bands for s in (b[1][1:] if b else (0, 0, 0))))
-        f = getattr(library(), f"subband_haar2_waverec_{_SUFFIX[x.dtype]}")
+        f = _kernel("subband_haar2_waverec", x.dtype)
         stream = x.nbytes >= _streaming_threshold(threads)
         f(pointers, strides, math.prod(lead), 2 * n1, 2 * n2, J, x.data_ptr(), h, scratch.data_ptr(), threads, stream)
     return x
@@ -309,7 +314,7 @@ def bank_analysis2(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor
         f = filters.contiguous()
         scratch = x.new_empty(threads, 4 * (Wp // 2))
         pointers = (ctypes.c_void_p * 4)(*(band.data_ptr() for band in y))
-        lib = getattr(library(), f"subband_bank2_down_{_SUFFIX[x.dtype]}")
+        lib = _kernel("subband_bank2_down", x.dtype)
         xs_ = (ctypes.c_int64 * 3)(*xs)
         lib(x.data_ptr(), xs_, B, Hp, Wp, f.data_ptr(), L, pointers, m * n, scratch.data_ptr(), threads)
     return tuple(y.unbind(0))
@@ -330,7 +335,7 @@ def bank_synthesis2(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.
         scratch = x.new_empty(threads, 4 * N)
         pointers = (ctypes.c_void_p * 4)(*(b.data_ptr() for b, _ in flat))
         strides = (ctypes.c_int64 * 12)(*(s for _, f in flat for s in f[1:]))
-        lib = getattr(library(), f"subband_bank2_up_{_SUFFIX[x.dtype]}")
+        lib = _kernel("subband_bank2_up", x.dtype)
         lib(pointers, strides, math.prod(lead), M, N, h.data_ptr(), L, x.data_ptr(), scratch.data_ptr(), threads)
     return x
 
@@ -346,7 +351,7 @@ def bank_analysis1(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor
         threads = _threads(x.numel())
         scratch = x.new_empty(threads, 2 * (Np // 2))
         pointers = (ctypes.c_void_p * 2)(*(band.data_ptr() for band in y))
-        lib = getattr(library(), f"subband_bank1_down_{_SUFFIX[x.dtype]}")
+        lib = _kernel("subband_bank1_down", x.dtype)
         xs, f = (ctypes.c_int64 * 2)(*x.stride()), filters.contiguous()  # f held until the call returns
         lib(x.data_ptr(), xs, B, Np, f.data_ptr(), L, pointers, n, scratch.data_ptr(), threads)
     return y[0], y[1]
@@ -364,7 +369,7 @@ def bank_synthesis1(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.
         scratch = x.new_empty(threads, 2 * M)
         pointers = (ctypes.c_void_p * 2)(*(b.data_ptr() for b in bands))
         strides = (ctypes.c_int64 * 4)(*(s for b in bands for s in b.stride()))
-        lib = getattr(library(), f"subband_bank1_up_{_SUFFIX[x.dtype]}")
+        lib = _kernel("subband_bank1_up", x.dtype)
         h = taps.contiguous()  # held until the call returns
         lib(pointers, strides, B, M, h.data_ptr(), L, x.data_ptr(), scratch.data_ptr(), threads)
     return x
