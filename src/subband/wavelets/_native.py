@@ -6,10 +6,10 @@ Haar: one pass over the data each way where the PyTorch passes take two, and sev
 one pass (each level's approximation is consumed while in cache): the analysis writes each band
 into a tensor of its own (for :mod:`._haar`'s one-level passes, one band-major ``(B, 4, n1, n2)``
 tensor), the synthesis reads bands of any strides. Any other pair of filters: one level in one pass
-each way (``bank_analysis2``, ``bank_synthesis2``; in 1-D ``bank_analysis1``, ``bank_synthesis1``) over an input that holds its boundary extension,
-where the PyTorch passes take one per filter tap and axis. Built with OpenMP, linked against the
-runtime already loaded with PyTorch, so both share one pool of threads (as many as
-``torch.get_num_threads()``).
+each way (``bank_analysis2``, ``bank_synthesis2``; in 1-D ``bank_analysis1``, ``bank_synthesis1``)
+over an input that holds its boundary extension, where the PyTorch passes take one per filter tap
+and axis. Built with OpenMP, linked against the runtime already loaded with PyTorch, so both share
+one pool of threads (as many as ``torch.get_num_threads()``).
 
 - ``SUBBAND_NATIVE=0`` turns it off; ``CC`` picks the compiler (else ``cc``, ``gcc``, ``clang``).
 - The library is cached in ``$SUBBAND_CACHE_DIR``, else ``$XDG_CACHE_HOME/subband``, else
@@ -314,9 +314,8 @@ def bank_analysis2(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor
         f = filters.contiguous()
         scratch = x.new_empty(threads, 4 * (Wp // 2))
         pointers = (ctypes.c_void_p * 4)(*(band.data_ptr() for band in y))
-        lib = _kernel("subband_bank2_down", x.dtype)
-        xs_ = (ctypes.c_int64 * 3)(*xs)
-        lib(x.data_ptr(), xs_, B, Hp, Wp, f.data_ptr(), L, pointers, m * n, scratch.data_ptr(), threads)
+        lib, strides = _kernel("subband_bank2_down", x.dtype), (ctypes.c_int64 * 3)(*xs)
+        lib(x.data_ptr(), strides, B, Hp, Wp, f.data_ptr(), L, pointers, m * n, scratch.data_ptr(), threads)
     return tuple(y.unbind(0))
 
 
