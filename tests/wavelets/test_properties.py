@@ -186,7 +186,7 @@ def test_paths_for_longer_filters_agree_with_the_convolution(flen, dtype):
 
 
 @pytest.mark.parametrize("path", ["c", "conv", "flat", "lattice"])
-def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
+def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch, request):
     """The choice between the 1-D, 2-D and 3-D paths for longer filters depends on the batch size
     and the bank (and in 2-D on CPU, the C library takes them all where it is built); force each
     and check the transforms against PyWavelets in every mode, and their gradients."""
@@ -195,7 +195,7 @@ def test_every_path_matches_pywavelets_and_gradchecks(path, monkeypatch):
     if path == "c" and _native.library() is None:
         pytest.skip(f"the C library is {_native.status()}")
     if path != "c":
-        monkeypatch.setattr(_native, "usable", lambda *ts: False)
+        request.getfixturevalue("torch_passes")
 
     monkeypatch.setattr(_core, "_flat_2d", lambda *args: path != "conv")
     monkeypatch.setattr(_core, "_flat_1d", lambda *args: path != "conv")
@@ -295,19 +295,11 @@ def test_lattice_of_every_orthogonal_bank_agrees_with_the_convolution(dtype):
             assert_close(_lattice.up3(c3.unbind(1), up, p), want_up)
 
 
-def _torch_passes(monkeypatch) -> None:
-    """Set the C library aside: 2-D runs as PyTorch operations (the GPU's path)."""
-    from subband.wavelets import _native
-
-    monkeypatch.setattr(_native, "usable", lambda *ts: False)
-
-
 @pytest.mark.parametrize("wavelet", ["db4", "coif2"])
-def test_lattice_synthesis_works_in_five_band_slots(wavelet, monkeypatch):
+def test_lattice_synthesis_works_in_five_band_slots(wavelet, torch_passes):
     """On a batch large enough for the lattice, the 2-D synthesis allocates five band-sized slots
     (the four bands and a spare) beside its output: its peak is under 2.5x the output's size (a
     separate buffer for the row stage's outputs took it past 3x)."""
-    _torch_passes(monkeypatch)
     from subband.models._profile import peak_memory
 
     x = torch.randn(8, 128, 128)
@@ -316,10 +308,9 @@ def test_lattice_synthesis_works_in_five_band_slots(wavelet, monkeypatch):
     assert_close(sw.idwt2(coeffs, wavelet, mode="zero"), x)
 
 
-def test_lattice_analysis_frees_its_spare_region_where_the_bands_leave_it(monkeypatch):
+def test_lattice_analysis_frees_its_spare_region_where_the_bands_leave_it(torch_passes):
     """db4's lattice stages end with the bands back in the two phase regions (coif2's do not), so
     its 2-D bands hold only those: the input's size plus the zero padding, not 1.5x that."""
-    _torch_passes(monkeypatch)
     x = torch.randn(8, 128, 128)
     cA, details = sw.dwt2(x, "db4", mode="zero")
     held = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in (cA, *details)}
@@ -328,12 +319,11 @@ def test_lattice_analysis_frees_its_spare_region_where_the_bands_leave_it(monkey
 
 
 @pytest.mark.parametrize("wavelet, bound", [("db4", 1.8), ("bior3.5", 2.5)])
-def test_periodization_analysis_extends_as_it_splits_the_phases(wavelet, bound, monkeypatch):
+def test_periodization_analysis_extends_as_it_splits_the_phases(wavelet, bound, torch_passes):
     """Periodization's extension of F/2-1 samples (odd for these banks) is laid down as a border
     while the 2-D flat passes split the phases (lattice for db4, filter taps for bior3.5), with no
     padded copy of the input first: the peak stays under ``bound`` times the input (2.75x and 3.49x
     with the copy)."""
-    _torch_passes(monkeypatch)
     from subband.models._profile import peak_memory
 
     x = torch.randn(16, 128, 128)

@@ -342,17 +342,18 @@ def bank_synthesis2(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.
 def bank_analysis1(x: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``x (B, Np)``, extended, and ``filters (2, F)`` (:func:`usable`; Np >= F) -> the two bands
     ``(B, n)``, n = (Np - F) // 2 + 1: the stride-2 correlation with each filter."""
+    x, (_, _, *xs) = _flattened(x)
     B, Np = x.shape
     L = filters.shape[1] // 2
     n = (Np - 2 * L) // 2 + 1
     y = x.new_empty(2, B, n)
     if y.numel():
         threads = _threads(x.numel())
+        f = filters.contiguous()
         scratch = x.new_empty(threads, 2 * (Np // 2))
         pointers = (ctypes.c_void_p * 2)(*(band.data_ptr() for band in y))
-        lib = _kernel("subband_bank1_down", x.dtype)
-        xs, f = (ctypes.c_int64 * 2)(*x.stride()), filters.contiguous()  # f held until the call returns
-        lib(x.data_ptr(), xs, B, Np, f.data_ptr(), L, pointers, n, scratch.data_ptr(), threads)
+        lib, strides = _kernel("subband_bank1_down", x.dtype), (ctypes.c_int64 * 2)(*xs)
+        lib(x.data_ptr(), strides, B, Np, f.data_ptr(), L, pointers, n, scratch.data_ptr(), threads)
     return y[0], y[1]
 
 
@@ -365,10 +366,11 @@ def bank_synthesis1(bands: Sequence[torch.Tensor], taps: torch.Tensor) -> torch.
     x = bands[0].new_empty(B, 2 * (M - L + 1))
     if x.numel():
         threads = _threads(x.numel())
+        flat = [_flattened(b) for b in bands]
+        h = taps.contiguous()
         scratch = x.new_empty(threads, 2 * M)
-        pointers = (ctypes.c_void_p * 2)(*(b.data_ptr() for b in bands))
-        strides = (ctypes.c_int64 * 4)(*(s for b in bands for s in b.stride()))
+        pointers = (ctypes.c_void_p * 2)(*(b.data_ptr() for b, _ in flat))
+        strides = (ctypes.c_int64 * 4)(*(s for _, f in flat for s in f[2:]))
         lib = _kernel("subband_bank1_up", x.dtype)
-        h = taps.contiguous()  # held until the call returns
         lib(pointers, strides, B, M, h.data_ptr(), L, x.data_ptr(), scratch.data_ptr(), threads)
     return x
